@@ -1,0 +1,110 @@
+"""The typed events a training run reports, and the handle that steers it.
+
+The trainer calls a listener with these and knows nothing of who listens: the CLI draws a rich
+progress bar from them, the console turns them into Textual messages. Every event is a plain,
+frozen dataclass of numbers, strings, lists and dicts, so it can cross threads and be logged.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_dir: str
+    run_id: str
+    device: str  # e.g. "cuda:0", "cpu"
+    precision: str  # what actually runs: "fp32", "bf16", "fp16"
+    channels_last: bool
+    params: int
+    train_size: int
+    val_size: int
+    test_size: int
+    class_names: list[str]
+    epochs: int
+    start_epoch: int  # 0 for a new run; the next epoch to train on a resume
+    batches_per_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics of epochs already done (resume)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    epoch: int  # 1-based
+    batch: int  # batches done in this epoch
+    batches: int
+    loss: float  # running mean of this epoch's training loss
+    lr: float
+    images_per_sec: float
+    eta_seconds: float  # to the end of the run
+
+
+@dataclass(frozen=True)
+class EpochFinished:
+    metrics: dict[str, Any]  # one line of metrics.jsonl: epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds, images_per_sec
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    text: str
+    level: str = "info"  # info, warning
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunStopped:
+    epoch: int  # epochs completed and checkpointed
+    message: str = "stopped by the user"
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    message: str
+
+
+@dataclass(frozen=True)
+class RunDiverged:
+    epoch: int
+    message: str
+
+
+Event = Union[RunStarted, BatchProgress, EpochFinished, LogMessage, RunFinished, RunStopped, RunFailed, RunDiverged]
+Listener = Callable[[Event], None]
+END_EVENTS = (RunFinished, RunStopped, RunFailed, RunDiverged)
+
+
+class RunHandle:
+    """Stop / pause / resume a run from another thread; the trainer checks it every batch."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # a paused run must wake up to stop
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_if_paused(self) -> None:
+        while not self._running.wait(timeout=0.2):
+            pass

@@ -1,0 +1,1 @@
+"""The built-in presets: one TOML file per recipe, shipped as package data (read by engine.presets)."""

@@ -1,0 +1,61 @@
+"""The config is the single source of truth: ranges, choices, cross-field rules, TOML round trip."""
+
+import pytest
+
+from engine.config import ConfigError, Experiment, apply_overrides, parse_value, validate_experiment
+
+
+def problems(data):
+    with pytest.raises(ConfigError) as err:
+        validate_experiment(data)
+    return dict(err.value.problems)
+
+
+def test_defaults_validate_and_round_trip_through_toml(tmp_path):
+    exp = apply_overrides(Experiment(), {"optim.lr": 0.05, "schedule.name": "multistep", "schedule.milestones": [3, 6]})
+    exp.save(tmp_path / "e.toml")
+    again = Experiment.load(tmp_path / "e.toml")
+    assert again == exp
+    assert again.schedule.milestones == [3, 6]
+
+
+def test_range_errors_name_the_field():
+    p = problems({"optim": {"lr": 0, "momentum": 1.0}})
+    assert set(p) == {"optim.lr", "optim.momentum"}
+    assert "greater than 0" in p["optim.lr"]
+    assert "less than 1" in p["optim.momentum"]
+
+
+def test_unknown_key_is_an_error_that_lists_the_known_ones():
+    p = problems({"optim": {"learning_rate": 0.1}})
+    assert "unknown key" in p["optim.learning_rate"]
+    assert "lr" in p["optim.learning_rate"]
+
+
+def test_choice_error_lists_the_choices():
+    p = problems({"schedule": {"name": "warmcosine"}})
+    assert "cosine" in p["schedule.name"] and "onecycle" in p["schedule.name"]
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"schedule": {"name": "onecycle"}}, "schedule.max_lr"),
+        ({"schedule": {"name": "plateau"}, "data": {"val_split": 0}}, "data.val_split"),
+        ({"schedule": {"name": "multistep"}}, "schedule.milestones"),
+        ({"train": {"epochs": 5, "phases": [{"epochs": 1, "train": "head", "lr": 0.1}]}}, "train.epochs"),
+        ({"model": {"arch": "alexnet64"}}, "data.image_size"),
+        ({"data": {"dataset": "cifar10", "classes": 11}}, "data.classes"),
+        ({"data": {"val_split": 10.5}}, "data.val_split"),
+    ],
+)
+def test_cross_field_rules_name_the_field(data, field):
+    assert field in problems(data)
+
+
+def test_override_rejects_unknown_key_and_parses_values():
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(Experiment(), {"optim.nope": 1})
+    assert "optim.nope" in str(err.value)
+    assert parse_value("0.1") == 0.1 and parse_value("[1, 2]") == [1, 2] and parse_value("true") is True
+    assert parse_value("cosine") == "cosine"

@@ -1,0 +1,1 @@
+"""cnnlab's Textual console. Torch is imported only inside the training worker."""
