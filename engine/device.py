@@ -1,9 +1,9 @@
 """Where and how a run computes: device, precision and memory layout, chosen at run time.
 
 `auto` picks the fast path that is safe on the hardware found: CUDA with bf16 autocast (fp16 and a
-gradient scaler on GPUs without bf16) and channels_last; on x86 CPUs bf16 autocast with
-channels_last, which oneDNN runs 2-3x faster than fp32 for these small conv nets (`cnnlab bench`
-measures it); MPS in fp32. What was chosen is recorded in the run's status and events.
+gradient scaler on GPUs without bf16) and channels_last; on CPUs with native bf16
+instructions bf16 autocast with channels_last; other CPUs and MPS in fp32 (`cnnlab bench` measures
+the difference). What was chosen is recorded in the run's status and events.
 """
 
 from __future__ import annotations
@@ -52,10 +52,13 @@ class Runtime:
 
 
 def _cpu_has_fast_bf16() -> bool:
-    # oneDNN's bf16 convolutions beat fp32 on x86 with AVX2 or better; elsewhere stay in fp32.
-    return platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available() and (
-        torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "NO AVX")
-    )
+    # Only CPUs with native bf16 instructions (AVX512-BF16, AMX) run bf16 convolutions faster than
+    # fp32; on AVX2 oneDNN emulates them and training runs several times slower (measured by
+    # `cnnlab bench`), so elsewhere auto stays in fp32.
+    try:
+        return platform.machine().lower() in ("x86_64", "amd64") and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def select_runtime(cfg: TrainConfig) -> Runtime:

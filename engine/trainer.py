@@ -151,14 +151,13 @@ class _Training:
         model = model.to(rt.device, memory_format=rt.memory_format)
         params, _ = count_parameters(model)
         augment = BatchAugment(exp.augment, splits.mean, splits.std)
-        optimizer = build_optimizer(exp.optim, model.parameters())
         scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_scaler)
 
         bs = t.batch_size
         steps = batches_per_epoch(len(splits.train.labels), bs)
-        start_epoch, best, history, sched_state = 0, None, [], None
+        start_epoch, best, history, saved = 0, None, [], None
         if self.resume:
-            start_epoch, best, sched_state = self._restore(model, optimizer, scaler, rt)
+            start_epoch, best, saved = self._restore(model, scaler, rt)
             history = self.folder.metrics()
         else:
             self.folder.truncate_metrics(0)
@@ -193,11 +192,14 @@ class _Training:
             )
         )
 
-        phase_index, schedule = -1, None
+        if self.resume:
+            self.emit(LogMessage(f"resumed after epoch {start_epoch}" if start_epoch else "no checkpoint yet: starting from epoch 1"))
+        phase_index, schedule, optimizer = -1, None, None
         run_t0, images_done, last_status = time.perf_counter(), 0, 0.0
         bad_epochs = _epochs_since_best(history, best)
         for epoch in range(start_epoch, t.epochs):
-            # Phase and schedule for this epoch (a new phase restarts the schedule at its own lr).
+            # Phase, optimizer and schedule for this epoch: a new phase gets an optimizer over the
+            # parameters it trains and restarts the schedule at its own lr.
             idx, phase, phase_start = phase_at(t, epoch)
             if idx != phase_index or schedule is None:
                 phase_index = idx
@@ -206,13 +208,18 @@ class _Training:
                     self.emit(LogMessage(f"phase {idx + 1}: {phase.train} layers train, lr {phase.lr:g}, {phase.epochs} epochs"))
                 base_lr = phase.lr if phase is not None else exp.optim.lr
                 span = phase.epochs if phase is not None else t.epochs
+                optimizer = build_optimizer(exp.optim, [p for p in model.parameters() if p.requires_grad], lr=base_lr)
                 schedule = LRSchedule(exp.schedule, base_lr, span, steps)
-                if sched_state is not None:
-                    schedule.load_state_dict(sched_state)
-                    sched_state = None
+                if saved is not None and saved.get("phase", idx) == idx:
+                    # Resuming inside the phase the checkpoint was taken in: continue its state.
+                    optimizer.load_state_dict(saved["optimizer"])
+                    schedule.load_state_dict(saved["scheduler"])
+                saved = None
             local_epoch = epoch - phase_start
 
             model.train()
+            if phase is not None and phase.train == "head":
+                _freeze_batchnorm_outside_head(model)
             e_t0 = time.perf_counter()
             perm = torch.randperm(len(train_y), device=rt.device)
             loss_sum = torch.zeros((), device=rt.device)
@@ -351,26 +358,31 @@ class _Training:
             "rng": ckpt.rng_state(),
         }
 
-    def _restore(self, model, optimizer, scaler, rt: Runtime) -> tuple[int, float | None, dict | None]:
+    def _restore(self, model, scaler, rt: Runtime) -> tuple[int, float | None, dict | None]:
+        """Model, scaler and RNG from last.pt; the optimizer and schedule states are returned for
+        the epoch loop, which builds those per phase."""
         path = self.folder.checkpoints / "last.pt"
         if not path.exists():
             # Killed before the first epoch ended: nothing to continue, start over in place.
             self.folder.truncate_metrics(0)
-            self.emit(LogMessage("no checkpoint yet: starting from epoch 1"))
             return 0, None, None
         state = ckpt.load_checkpoint(path, rt.device)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         ckpt.set_rng_state(state["rng"])
         epoch = int(state["epoch"])
         self.folder.truncate_metrics(epoch)
-        self.emit(LogMessage(f"resumed after epoch {epoch}"))
-        # A phase boundary at the resume point starts a fresh schedule.
-        idx, _, _ = phase_at(self.exp.train, epoch)
-        sched_state = state.get("scheduler") if idx == state.get("phase", idx) else None
-        return epoch, state.get("best"), sched_state
+        saved = {"optimizer": state["optimizer"], "scheduler": state["scheduler"], "phase": max(int(state.get("phase", 0)), 0)}
+        return epoch, state.get("best"), saved
+
+
+def _freeze_batchnorm_outside_head(model) -> None:
+    # A frozen body keeps its BatchNorm statistics too (pretrained ones are worth keeping).
+    head = set(map(id, model.head.modules()))
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and id(m) not in head:
+            m.eval()
 
 
 def _epochs_since_best(history: list[dict], best: float | None) -> int:

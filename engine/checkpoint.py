@@ -1,0 +1,117 @@
+"""Checkpoints on disk: written so that a kill never leaves half a file, read without running code.
+
+A checkpoint is a pickle, so it is loaded with torch.load(weights_only=True) only, and holds
+nothing but tensors, numbers, strings, lists and dicts: the RNG states are converted to those
+here, so loading needs no allow-list of classes (DESIGN.md, "Trust").
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, truncated, corrupt or holds something other than plain data."""
+
+
+def rng_state() -> dict[str, Any]:
+    """Python's, NumPy's (legacy global), torch's CPU and every accelerator generator, as plain data."""
+    version, internal, gauss_next = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Put back what rng_state() took. Tensors may arrive on the training device (the checkpoint is
+    loaded there): generators take CPU byte tensors, so everything goes through .cpu() first."""
+    py = state["python"]
+    random.setstate((int(py["version"]), tuple(int(v) for v in py["state"].cpu().tolist()), py["gauss_next"]))
+    npy = state["numpy"]
+    np.random.set_state(
+        (npy["kind"], npy["keys"].cpu().numpy().astype(np.uint32), int(npy["pos"]), int(npy["has_gauss"]), float(npy["cached_gaussian"]))
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        # A machine with fewer GPUs than the one that saved restores the devices it has.
+        for device, s in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu(), device)
+    if "mps" in state and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"].cpu())
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file beside `path`, flushed to disk, then renamed over it: a kill at any
+    moment leaves either the old file or the new one. The temporary name is fixed per target, so a
+    kill mid-write leaves one stray file that the next save overwrites, not a growing pile."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename itself is durable only once the folder's entry is on disk (POSIX; Windows has no dir fsync).
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
+    """The checkpoint's dict, loaded with weights_only=True; anything wrong is a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # weights_only refused a class: name it, leave out torch's long advice.
+        lines = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
+        what = lines[0].split(". ")[0] if lines else _first_line(err)
+        raise CheckpointError(f"{path} holds something other than tensors and plain data, refused ({what})") from None
+    except Exception as err:  # damaged bytes surface as any of a dozen types, from zip reader to unpickler
+        raise CheckpointError(f"{path} is truncated or corrupt and cannot be read ({_first_line(err)})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a cnnlab checkpoint (it holds a {type(state).__name__}, not a dict)")
+    return state
+
+
+def _first_line(err: BaseException) -> str:
+    # torch's zip-reader messages run on with advice: the first sentence is the fact.
+    text = str(err).strip()
+    first = text.splitlines()[0].split(". ")[0][:200] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__

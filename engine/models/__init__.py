@@ -1,0 +1,95 @@
+"""The model registry: every architecture of engine.config.ARCHS, built by name from a ModelConfig.
+
+Every model takes float images (B, C, H, W) and returns logits (B, num_classes), works in
+channels_last and under autocast, and exposes its final classifier as `model.head`, so that a
+fine-tuning phase can train the head alone. torchvision is imported only for the ResNets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from engine.config import ARCHS, ConfigError, ModelConfig
+from engine.models.alexnet import AlexNet
+from engine.models.backbone import BackboneNet
+from engine.models.init import initialise
+from engine.models.mobilenet import MobileNet
+from engine.models.simplecnn import SimpleCNN
+from engine.models.weights import WeightsUnavailable, load_weights
+
+__all__ = ["BUILDERS", "WeightsUnavailable", "build_model", "count_parameters", "head_of"]
+
+
+def uses_imagenet(cfg: ModelConfig) -> bool:
+    """ImageNet weights are fetched only when asked for and no local file stands in for them."""
+    return cfg.pretrained and not cfg.weights_path
+
+
+def _backbone(cfg: ModelConfig, n: int, size: int, c: int) -> nn.Module:
+    if cfg.backbone_channels[0][0] != c:
+        raise ConfigError([("model.backbone_channels", f"must start with {c}, the images' channel count")])
+    halvings = sum(len(chans) - 1 for chans in cfg.backbone_channels)
+    if size >> halvings < 1:
+        most = size.bit_length() - 1
+        raise ConfigError(
+            [("model.backbone_channels", f"{halvings} conv layers halve the image {halvings} times; {size} pixels allow at most {most}")]
+        )
+    return BackboneNet(n, cfg.backbone_channels, cfg.backbone_k, cfg.conv_dropout, cfg.dropout)
+
+
+def _resnet(depth: int) -> Callable[[ModelConfig, int, int, int], nn.Module]:
+    def build(cfg: ModelConfig, n: int, size: int, c: int) -> nn.Module:
+        from engine.models.resnet import resnet  # torchvision takes seconds to import: only when needed
+
+        return resnet(depth, n, c, cfg.dropout, imagenet=uses_imagenet(cfg))
+
+    return build
+
+
+# arch → builder(cfg, num_classes, image_size, in_channels)
+BUILDERS: dict[str, Callable[[ModelConfig, int, int, int], nn.Module]] = {
+    "simplecnn": lambda cfg, n, size, c: SimpleCNN(n, c, cfg.dropout),
+    "alexnet32": lambda cfg, n, size, c: AlexNet(n, 32, c, cfg.dropout),
+    "alexnet64": lambda cfg, n, size, c: AlexNet(n, 64, c, cfg.dropout),
+    "mobilenet": lambda cfg, n, size, c: MobileNet(n, c, cfg.dropout),
+    "backbone": _backbone,
+    "resnet34": _resnet(34),
+    "resnet50": _resnet(50),
+}
+
+
+def build_model(cfg: ModelConfig, num_classes: int, image_size: int, in_channels: int = 3) -> nn.Module:
+    """The network `cfg.arch` for images of image_size x image_size pixels, initialised by cfg.init
+    and started from cfg.weights_path or ImageNet's weights when asked.
+
+    Raises ConfigError when the images do not suit the architecture, WeightsUnavailable when the
+    weights cannot be had or do not fit."""
+    expects = ARCHS[cfg.arch]["input"]
+    if expects is not None and image_size != expects:
+        given = f"{image_size}x{image_size}"
+        raise ConfigError(
+            [("data.image_size", f"{cfg.arch} takes {expects}x{expects} images but the data gives {given}; set data.image_size = {expects}")]
+        )
+    model = BUILDERS[cfg.arch](cfg, num_classes, image_size, in_channels)
+    # Pretrained layers keep their weights: only the new head is initialised.
+    initialise(model.head if uses_imagenet(cfg) else model, cfg.init)
+    if cfg.weights_path:
+        load_weights(model, cfg.weights_path, cfg.arch)
+    return model
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameter counts; shared parameters count once."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def head_of(model: nn.Module) -> nn.Module:
+    """The final classifier, the part a head-only fine-tuning phase trains."""
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Module):
+        raise TypeError(f"{type(model).__name__} has no `head` module")
+    return head
+

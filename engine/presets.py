@@ -1,0 +1,319 @@
+"""Presets: named, validated experiments that replicate a report, with the report's own numbers.
+
+A preset is a TOML file: top-level `name`, `description`, `report` (the report's file name),
+`notes` (every choice the report left open), a `[reference]` table (the report's figures, accuracies
+as fractions, and the `epochs` they were measured at), an optional `[sweep]` table (a grid or a
+random search over some fields), and the experiment's sections ([data], [augment], [model], [optim],
+[schedule], [train]) checked by engine.config.
+
+Built-in presets ship inside the `presets` package (found through importlib.resources, so a
+non-editable install works); the user's own live in `<runs>/presets/`. A file that does not read or
+validate becomes a PresetProblem naming the file and the field; the other presets still load.
+
+No torch here: `cnnlab presets` and the console's first screen stay fast.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.config import ConfigError, Experiment, describe_errors, validate_experiment
+from engine.runs import atomic_write_text, safe_name
+from engine.sweep import METRICS, plan_trials
+
+SECTIONS = tuple(Experiment.model_fields)  # data, augment, model, optim, schedule, train
+
+class Reference(BaseModel):
+    """The report's figures for this recipe; accuracies are fractions (0.6069, not 60.69)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(None, ge=1)
+    train_loss: float | None = Field(None, ge=0.0)
+    train_acc: float | None = Field(None, ge=0.0, le=1.0)
+    val_loss: float | None = Field(None, ge=0.0)
+    val_acc: float | None = Field(None, ge=0.0, le=1.0)
+    test_loss: float | None = Field(None, ge=0.0)
+    test_acc: float | None = Field(None, ge=0.0, le=1.0)
+    note: str = ""
+
+
+class RandomRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    low: float
+    high: float
+    log: bool = False
+
+
+class SweepSpec(BaseModel):
+    """A preset's `[sweep]` table: the study the report ran around this recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grid: dict[str, list[Any]] = {}
+    random: dict[str, RandomRange] = {}
+    trials: int | None = Field(None, ge=1, le=10000)
+    metric: Literal[METRICS] = "val_acc"  # type: ignore[valid-type]
+    seed: int = Field(0, ge=0)
+
+
+class PresetMeta(BaseModel):
+    """Everything in a preset file besides the experiment sections."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    report: str = ""
+    notes: list[str] = []
+    based_on: str = ""
+    reference: Reference = Field(default_factory=Reference)
+    sweep: SweepSpec | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        return safe_name(v)
+
+
+@dataclass
+class Preset:
+    name: str
+    description: str
+    report: str
+    notes: list[str]
+    reference: dict[str, float]  # epochs, train_loss, train_acc, val_loss, val_acc, test_loss, test_acc (those the report gives)
+    experiment: Experiment
+    source: Path
+    user: bool
+    sweep: dict | None  # {"grid": {...}, "random": {...}, "trials": N, "metric": "val_acc", "seed": 0}
+    reference_note: str = ""
+    based_on: str = ""
+
+
+@dataclass
+class PresetProblem:
+    source: Path
+    message: str  # starts with the field it is about, e.g. "optim.lr: Input should be greater than 0"
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+
+class UnknownPreset(KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "unknown preset"
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def parse_preset(text: str, source: Path, *, user: bool = False) -> Preset:
+    """One preset file's text into a Preset; ConfigError (naming the fields) when it does not validate."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([("", f"not valid TOML: {err}")], str(source)) from None
+    doc.setdefault("name", source.stem)
+    meta_doc = {k: v for k, v in doc.items() if k not in SECTIONS}
+    exp_doc = {k: v for k, v in doc.items() if k in SECTIONS}
+    problems: list[tuple[str, str]] = []
+    meta = exp = None
+    try:
+        meta = PresetMeta.model_validate(meta_doc)
+    except ValidationError as err:
+        problems += [_meta_problem(loc, msg) for loc, msg in describe_errors(err)]
+    try:
+        exp = validate_experiment(exp_doc)
+    except ConfigError as err:
+        problems += err.problems
+    if meta is not None and exp is not None and meta.sweep is not None:
+        problems += _sweep_problems(meta.sweep, exp)
+    if problems or meta is None or exp is None:
+        raise ConfigError(problems, str(source))
+    ref = meta.reference.model_dump(exclude_none=True)
+    note = ref.pop("note", "")
+    return Preset(
+        name=meta.name,
+        description=meta.description,
+        report=meta.report,
+        notes=list(meta.notes),
+        reference=ref,
+        experiment=exp,
+        source=source,
+        user=user,
+        sweep=meta.sweep.model_dump() if meta.sweep is not None else None,
+        reference_note=note,
+        based_on=meta.based_on,
+    )
+
+
+def _meta_problem(loc: str, msg: str) -> tuple[str, str]:
+    if msg.startswith("unknown key"):
+        parent = loc.rsplit(".", 1)[0] if "." in loc else ""
+        if parent == "reference":
+            msg = "unknown key; known keys: " + ", ".join(Reference.model_fields)
+        elif parent == "sweep":
+            msg = "unknown key; known keys: " + ", ".join(SweepSpec.model_fields)
+        elif parent.startswith("sweep.random."):
+            msg = "unknown key; a random range holds " + ", ".join(RandomRange.model_fields)
+        elif not parent:
+            msg = "unknown key; a preset holds " + ", ".join(PresetMeta.model_fields) + " and the sections " + ", ".join(SECTIONS)
+    return loc, msg
+
+
+def _sweep_problems(spec: SweepSpec, exp: Experiment) -> list[tuple[str, str]]:
+    try:
+        plan_trials(exp, grid=spec.grid, random={k: v.model_dump() for k, v in spec.random.items()}, trials=spec.trials, seed=spec.seed)
+    except ConfigError as err:
+        return [(f"sweep: {loc}" if loc else "sweep", msg) for loc, msg in err.problems]
+    return []
+
+
+def builtin_sources() -> list[tuple[str, str]]:
+    """(file name, text) of every built-in preset, from the installed `presets` package."""
+    out = []
+    for entry in resources.files("presets").iterdir():
+        if entry.name.endswith(".toml") and entry.is_file():
+            out.append((entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def _builtin_path(filename: str) -> Path:
+    return Path(str(resources.files("presets").joinpath(filename)))
+
+
+def load_presets(user_dir: Path | None = None) -> tuple[list[Preset], list[PresetProblem]]:
+    """Built-in presets (by name), then the user's own (by name). A bad file is a problem; the rest still load."""
+    presets: list[Preset] = []
+    problems: list[PresetProblem] = []
+    seen: dict[str, Path] = {}
+
+    def add(text: str, source: Path, user: bool) -> None:
+        try:
+            p = parse_preset(text, source, user=user)
+        except ConfigError as err:
+            problems.extend(PresetProblem(source, f"{loc}: {msg}" if loc else msg) for loc, msg in err.problems)
+            return
+        if p.name in seen:
+            problems.append(PresetProblem(source, f"name: {p.name!r} is already the name of {seen[p.name]}; rename one of them"))
+            return
+        seen[p.name] = source
+        presets.append(p)
+
+    for filename, text in builtin_sources():
+        add(text, _builtin_path(filename), user=False)
+    if user_dir is not None and Path(user_dir).is_dir():
+        for path in sorted(Path(user_dir).glob("*.toml")):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                problems.append(PresetProblem(path, f"cannot read: {err}"))
+                continue
+            add(text, path, user=True)
+    return presets, problems
+
+
+def get_preset(name: str, user_dir: Path | None = None) -> Preset:
+    presets, problems = load_presets(user_dir)
+    for p in presets:
+        if p.name == name:
+            return p
+    # A preset whose file is broken: say what is wrong with it rather than "unknown".
+    broken = [pr for pr in problems if pr.source.stem == name]
+    if broken:
+        raise ConfigError([_split_problem(pr.message) for pr in broken], str(broken[0].source))
+    known = ", ".join(p.name for p in presets)
+    raise UnknownPreset(f"no preset named {name!r}; known presets: {known} (or give a path to a .toml file)")
+
+
+def _split_problem(message: str) -> tuple[str, str]:
+    loc, sep, msg = message.partition(": ")
+    return (loc, msg) if sep and " " not in loc else ("", message)
+
+
+def load_experiment_source(name_or_path: str, user_dir: Path | None = None) -> tuple[Experiment, Preset | None]:
+    """A preset name, or a TOML file: a preset file, a plain experiment, or a run's config.toml."""
+    looks_like_path = name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path
+    if not looks_like_path:
+        p = get_preset(name_or_path, user_dir)
+        return p.experiment, p
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (give a preset name or a path to a .toml experiment)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([("", f"not valid TOML: {err}")], str(path)) from None
+    if set(doc) & {"name", "description", "report", "notes", "reference", "sweep", "based_on"}:
+        p = parse_preset(text, path, user=False)
+        return p.experiment, p
+    run_meta = doc.pop("run", None)  # a run folder's config.toml: [run] says which preset it came from
+    exp = validate_experiment(doc, str(path))
+    preset = None
+    if isinstance(run_meta, dict) and run_meta.get("preset"):
+        try:
+            preset = get_preset(str(run_meta["preset"]), user_dir)
+        except (UnknownPreset, ConfigError):
+            preset = None
+    return exp, preset
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def preset_toml(
+    name: str,
+    exp: Experiment,
+    *,
+    description: str = "",
+    report: str = "",
+    notes: list[str] | None = None,
+    reference: dict[str, Any] | None = None,
+    based_on: str = "",
+) -> str:
+    doc: dict[str, Any] = {"name": name, "description": description, "report": report, "notes": list(notes or [])}
+    if based_on:
+        doc["based_on"] = based_on
+    if reference:
+        doc["reference"] = dict(reference)
+    doc.update(exp.model_dump(mode="json", exclude_none=True))
+    return tomli_w.dumps(doc)
+
+
+def save_user_preset(name: str, exp: Experiment, *, description: str = "", based_on: Preset | None = None, user_dir: Path) -> Path:
+    """Write `<user_dir>/<name>.toml`. It keeps the original's report and reference numbers, so a run of
+    the edited recipe is still shown beside the report it came from."""
+    safe_name(name)
+    builtin = {p.name for p in load_presets(None)[0]}
+    if name in builtin:
+        raise ValueError(f"{name!r} is a built-in preset; choose another name for yours")
+    user_dir = Path(user_dir)
+    user_dir.mkdir(parents=True, exist_ok=True)
+    reference = None
+    if based_on is not None:
+        reference = dict(based_on.reference)
+        if based_on.reference_note:
+            reference["note"] = based_on.reference_note
+    text = preset_toml(
+        name,
+        exp,
+        description=description or (f"{based_on.description} (edited)" if based_on else "my preset"),
+        report=based_on.report if based_on else "",
+        notes=based_on.notes if based_on else [],
+        reference=reference,
+        based_on=based_on.name if based_on else "",
+    )
+    path = user_dir / f"{name}.toml"
+    parse_preset(text, path, user=True)  # never write a file that would not load back
+    atomic_write_text(path, text)
+    return path

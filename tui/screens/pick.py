@@ -1,0 +1,268 @@
+"""The first screen: every preset (built-in and the user's own), filtered as you type.
+
+Each row shows the report a preset replicates, its model and dataset, and the report's headline
+number; the highlighted preset's description and notes show below. Enter opens it in the editor.
+Preset files that do not load are reported by file and field; the others still show.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from engine.presets import Preset, PresetProblem, load_presets
+from engine.runs import default_runs_dir, user_presets_dir
+
+USER_MARK = "★"
+NAME_WIDTH = 30  # the longest built-in name fits; with the other columns the table fits 80 columns
+
+
+def headline(preset: Preset) -> str:
+    """The report's headline figure: test accuracy, else validation, else training ("60.7% test @300")."""
+    ref = preset.reference
+    epochs = ref.get("epochs")
+    at = f" @{int(epochs)}" if epochs else ""
+    for key, word in (("test_acc", "test"), ("val_acc", "val"), ("train_acc", "train")):
+        if ref.get(key) is not None:
+            return f"{100 * ref[key]:.1f}% {word}{at}"
+    for key, word in (("test_loss", "test loss"), ("val_loss", "val loss"), ("train_loss", "loss")):
+        if ref.get(key) is not None:
+            return f"{word} {ref[key]:.3g}{at}"
+    return "—"
+
+
+def report_label(preset: Preset) -> str:
+    """"001_3753bfc013d93882.txt" → "001": the reports are known by their number."""
+    return preset.report.partition("_")[0] if preset.report else "—"
+
+
+def matches(preset: Preset, query: str) -> bool:
+    """Every word of the query appears in the name, description, model, dataset or report."""
+    exp = preset.experiment
+    hay = " ".join(
+        [preset.name, preset.description, exp.model.arch, exp.data.dataset, preset.report, "user mine" if preset.user else ""]
+    ).lower()
+    return all(word in hay for word in query.lower().split())
+
+
+def describe(preset: Preset) -> Text:
+    """The detail pane: what the preset is, what the report found, what it left open."""
+    exp = preset.experiment
+    out = Text()
+    out.append(preset.name, style="bold")
+    if preset.user:
+        out.append(f"  {USER_MARK} yours ({preset.source.name} in your presets folder)", style="yellow")
+    out.append(f"\n{preset.description}\n" if preset.description else "\n")
+    ref = preset.reference
+    figures = [
+        f"{label} {100 * ref[key]:.2f}%" for key, label in (("train_acc", "train"), ("val_acc", "val"), ("test_acc", "test")) if key in ref
+    ] + [f"{label} {ref[key]:.3f}" for key, label in (("train_loss", "train loss"), ("val_loss", "val loss")) if key in ref]
+    report = f"report {preset.report}" if preset.report else "no report"
+    if figures:
+        epochs = f" after {int(ref['epochs'])} epochs" if ref.get("epochs") else ""
+        out.append(f"{report}: {', '.join(figures)}{epochs}\n", style="cyan")
+    else:
+        out.append(f"{report}\n", style="cyan")
+    out.append(
+        f"{exp.model.arch} · {exp.data.dataset} · {exp.optim.name} lr {exp.optim.lr:g} · {exp.schedule.name} · "
+        f"{exp.train.epochs} epochs · batch {exp.train.batch_size}\n",
+        style="dim",
+    )
+    if preset.sweep:
+        varied = ", ".join([*preset.sweep.get("grid", {}), *preset.sweep.get("random", {})])
+        out.append(f"sweep over {varied} (cnnlab sweep {preset.name})\n", style="dim")
+    for note in preset.notes:
+        out.append(f"• {note}\n")
+    return out
+
+
+class PresetTable(DataTable):
+    """The presets list; its enter shows in the footer as what it does here."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Edit")]
+
+
+class PickScreen(Screen):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("r", "app.runs", "Runs"),
+        Binding("question_mark,f1", "app.help", "Help"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("f5", "reload", "Reload", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    PickScreen #filter { margin: 0 1; }
+    PickScreen #active-run { height: 1; padding: 0 1; background: $success 30%; display: none; }
+    PickScreen #problems { height: auto; max-height: 3; padding: 0 1; color: $text-warning; display: none; }
+    PickScreen #presets { height: 1fr; width: 100%; }
+    PickScreen #detail { height: 8; border-top: solid $primary; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.presets: list[Preset] = []
+        self.problems: list[PresetProblem] = []
+        self.shown: list[Preset] = []
+        self._notified: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="/ filter: name, model, dataset, report…", id="filter", compact=True, select_on_focus=False)
+        yield Static("", id="active-run", markup=False)
+        yield Static("", id="problems", markup=False)
+        table = PresetTable(id="presets", cursor_type="row", zebra_stripes=True)
+        table.add_columns("Preset", "Model", "Dataset", "Rep", "Report's result")
+        yield table
+        with VerticalScroll(id="detail"):
+            yield Static("", id="detail-text")
+        yield Footer()
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#presets", DataTable)
+
+    @property
+    def filter_input(self) -> Input:
+        return self.query_one("#filter", Input)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.set_interval(1.0, self._show_active_run)
+
+    def on_screen_resume(self) -> None:
+        # Shown first, or back from another screen: a preset saved in the editor appears at once,
+        # a run started there shows its line.
+        self.reload()
+        self._show_active_run()
+
+    # --- loading and listing ---------------------------------------------------------------
+
+    def _user_dir(self) -> Path:
+        app_dir = getattr(self.app, "user_presets_dir", None)
+        if app_dir is not None:
+            return Path(app_dir)
+        return user_presets_dir(getattr(self.app, "runs_dir", None) or default_runs_dir())
+
+    def reload(self) -> None:
+        self.presets, self.problems = load_presets(self._user_dir())
+        self.presets.sort(key=lambda p: (p.user, p.name))
+        self._show_problems()
+        self.refill()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def _show_problems(self) -> None:
+        box = self.query_one("#problems", Static)
+        box.display = bool(self.problems)
+        if not self.problems:
+            return
+        files = sorted({p.source.name for p in self.problems})
+        first = self.problems[0]
+        more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        box.update(f"⚠ not loaded: {', '.join(files)} — {first.source.name}: {first.message}{more}")
+        for p in self.problems:
+            text = f"{p.source.name}: {p.message}"
+            if text not in self._notified:
+                self._notified.add(text)
+                self.notify(f"{p.source}\n{p.message}", title="Preset not loaded", severity="warning", timeout=8)
+
+    def refill(self) -> None:
+        table = self.table
+        highlighted = self.highlighted()
+        query = self.filter_input.value
+        self.shown = [p for p in self.presets if matches(p, query)]
+        table.clear()
+        for p in self.shown:
+            exp = p.experiment
+            name = Text(f"{USER_MARK} {p.name}", style="yellow") if p.user else Text(p.name)
+            name.truncate(NAME_WIDTH, overflow="ellipsis")
+            table.add_row(name, exp.model.arch, exp.data.dataset, report_label(p), headline(p), key=p.name)
+        if highlighted is not None and highlighted in self.shown:
+            table.move_cursor(row=self.shown.index(highlighted))
+        self._show_detail()
+
+    def highlighted(self) -> Preset | None:
+        row = self.table.cursor_row
+        if not self.shown or row is None or not 0 <= row < len(self.shown):
+            return None
+        return self.shown[row]
+
+    def _show_detail(self) -> None:
+        preset = self.highlighted()
+        text = describe(preset) if preset else Text("No preset matches the filter." if self.presets else "No presets found.")
+        self.query_one("#detail-text", Static).update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    # --- the filter --------------------------------------------------------------------------
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.refill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.stop()
+            self.action_open()
+
+    def on_key(self, event: events.Key) -> None:
+        focused = self.focused
+        if focused is self.filter_input and event.key in ("down", "up"):
+            # Arrows leave the filter for the list, as in a command palette.
+            event.stop()
+            self.table.focus()
+            return
+        if focused is self.table and event.is_printable and event.character and event.character != " ":
+            # Type to filter: any letter that is not a key binding goes to the filter.
+            if event.key in self.app.active_bindings:
+                return
+            event.stop()
+            event.prevent_default()
+            self.filter_input.focus()
+            self.filter_input.insert_text_at_cursor(event.character)
+
+    def action_filter(self) -> None:
+        self.filter_input.focus()
+
+    def action_clear_filter(self) -> None:
+        self.filter_input.value = ""
+        self.table.focus()
+
+    # --- opening -----------------------------------------------------------------------------
+
+    def action_open(self) -> None:
+        preset = self.highlighted()
+        if preset is None:
+            self.app.bell()
+            return
+        from tui.screens.edit import EditScreen
+
+        runs_dir = getattr(self.app, "runs_dir", None) or default_runs_dir()
+        self.app.push_screen(EditScreen(preset, Path(runs_dir)))
+
+    def _show_active_run(self) -> None:
+        line = self.query_one("#active-run", Static)
+        run = getattr(self.app, "active_run", None)
+        if (run is not None) != line.display:
+            self.app.refresh_bindings()  # "g Go to run" appears in the footer, or goes
+        if run is None:
+            line.display = False
+            return
+        where = Path(run.folder_path).name if run.folder_path else "starting"
+        state = getattr(run, "state", "running") if not run.is_running else ("paused" if getattr(run, "paused", False) else "training")
+        line.update(f"▶ {state}: {where} — press g to go to it")
+        line.display = True
