@@ -53,7 +53,7 @@ def _runs_dir(args) -> Path:
     return Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
 
 
-class _StopOnInterrupt:
+class StopOnInterrupt:
     """First Ctrl+C: stop at the next batch with a checkpoint. Second: give up at once."""
 
     def __init__(self, handle):
@@ -101,7 +101,7 @@ def cmd_run(args) -> int:
 
     handle = RunHandle()
     progress = ConsoleProgress(console)
-    with _StopOnInterrupt(handle):
+    with StopOnInterrupt(handle):
         result = run_experiment(
             exp, runs_dir=runs_dir, preset=preset.name if preset else None, name=args.name, listener=progress, handle=handle
         )
@@ -126,7 +126,7 @@ def cmd_resume(args) -> int:
         raise UsageError(f"{path} has finished all {info.epochs} epochs; nothing to resume")
     handle = RunHandle()
     progress = ConsoleProgress(console)
-    with _StopOnInterrupt(handle):
+    with StopOnInterrupt(handle):
         result = resume_run(path, listener=progress, handle=handle)
     progress.close()
     print(result.folder.path)

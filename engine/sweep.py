@@ -439,7 +439,7 @@ def cmd_sweep(args) -> int:
 def _cmd_sweep(args) -> int:
     from rich.console import Console
 
-    from engine.cli import _StopOnInterrupt, resolve_experiment
+    from engine.cli import StopOnInterrupt, resolve_experiment
     from engine.show import sweep_table
 
     out = Console()
@@ -454,7 +454,7 @@ def _cmd_sweep(args) -> int:
             raise SweepError("--resume continues a sweep as it was planned: give only the sweep folder")
         sweep = Sweep.load(Path(args.resume))
         out.print(f"resuming sweep {sweep.path} ({len(sweep.trials)} trials)", markup=False, highlight=False)
-        with _StopOnInterrupt(handle):
+        with StopOnInterrupt(handle):
             result = resume_sweep(sweep.path, handle=handle, on_trial=on_trial)
     else:
         if not args.source:
@@ -479,7 +479,7 @@ def _cmd_sweep(args) -> int:
                 print(f"trial {i:>3}: {_describe(t)}")
             return 0
         out.print(f"sweep of {len(plan)} trials over {', '.join(dict.fromkeys(k for t in plan for k in t))}, sorted by {metric}", markup=False, highlight=False)
-        with _StopOnInterrupt(handle):
+        with StopOnInterrupt(handle):
             result = run_sweep(
                 exp,
                 runs_dir=runs_dir,
