@@ -4,12 +4,14 @@ metrics beside the report's own numbers, a log of events, and after the run its 
 Pushed with an experiment, it starts the run (or a resume) on a thread worker (tui/training.py)
 and listens to the engine's events as Textual messages. Opened on an existing run folder instead
 (`RunScreen.of_folder`), it reads that folder, and follows it every second while another process
-writes it. Events only record data and set dirty flags; a timer applies them four times a second,
+writes it. Events only record data and set dirty flags; a timer applies them four times a second
+(the charts at most once a second, at once when an epoch ends),
 so a fast engine never makes the interface stutter.
 """
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +36,8 @@ from tui.widgets.run_results import RunResults
 if TYPE_CHECKING:
     from engine.presets import Preset
 
-REDRAW_EVERY_S = 0.25  # charts and bars: at most four updates a second
+REDRAW_EVERY_S = 0.25  # bars and figures: at most four updates a second
+CHART_EVERY_S = 1.0  # per-batch chart points: at most one rebuild a second (an epoch's end: at once)
 FOLLOW_EVERY_S = 1.0  # a run folder written by another process is re-read this often
 END_STATES = ("finished", "stopped", "failed", "diverged", "crashed")
 STATE_STYLES = {
@@ -272,6 +275,7 @@ class RunScreen(Screen):
         self.last_ips: float | None = None
         self.charts_dirty = True
         self.latest_dirty = True
+        self._charts_fed_at = 0.0
         self._follow_signature: tuple = ()
 
     @classmethod
@@ -488,6 +492,7 @@ class RunScreen(Screen):
 
     def _flush(self) -> None:
         ev, self.pending = self.pending, None
+        epoch_news = self.latest_dirty  # an epoch ended, the run started or ended
         if ev is not None:
             self.last_ips = ev.images_per_sec
             self.query_one("#epoch-bar", ProgressBar).update(progress=ev.epoch - 1 + ev.batch / max(ev.batches, 1))
@@ -501,8 +506,10 @@ class RunScreen(Screen):
             self.query_one("#latest", Static).update(latest_table(self.rows, self.last_ips))
             reference = self.preset.reference if self.preset else None
             self.query_one("#run-reference", Static).update(reference_line(reference, self.rows, self.summary))
-        if self.charts_dirty:
+        now = time.monotonic()
+        if self.charts_dirty and (epoch_news or now - self._charts_fed_at >= CHART_EVERY_S):
             self.charts_dirty = False
+            self._charts_fed_at = now
             self._feed_charts()
         for chart in self.query(MetricChart):
             chart.redraw()

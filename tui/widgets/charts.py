@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from rich.text import Text
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from tui.thinning import finite_points, thin
@@ -58,6 +60,7 @@ class MetricChart(PlotextPlot):
         self._colors: dict[str, str] = {}
         self.dirty = True
         self.draws = 0  # how many times the chart was rebuilt: the tests and `bench --ui` read it
+        self._rendered: tuple[tuple, Text] | None = None
 
     # --- data -------------------------------------------------------------------------------
 
@@ -132,6 +135,14 @@ class MetricChart(PlotextPlot):
             plt.ylim(max(min(all_y) - 5, 0), min(max(all_y) + 5, 100))
         self.refresh()
         return True
+
+    def render(self) -> RenderResult:
+        # Textual renders a widget again whenever the screen is laid out (a label changing length,
+        # a progress bar moving); plotext's build costs milliseconds, so build once per drawing.
+        key = (self.draws, self.size.width, self.size.height, self.app.theme, self.theme)
+        if self._rendered is None or self._rendered[0] != key:
+            self._rendered = (key, super().render())
+        return self._rendered[1]
 
     def on_resize(self) -> None:
         # The thinning budget follows the width.
