@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -202,22 +203,60 @@ def headless(exp: Experiment, runs_dir: Path) -> float:
     return training_ips(result.folder.metrics())
 
 
-def console_cost(exp: Experiment, repeats: int, runs_dir: Path, say=lambda text: None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The same run in the console and headless, taking turns, then once more in the console with the
-    lateness probe on. The probe wakes the event loop a hundred times a second, far more than a user
-    types, so it stays out of the throughput runs. The console goes first: its first run also pays
-    torch's import in the worker, which lands in the starting phase."""
+# Each measured run is a fresh process, as a user's would be: a run in this process would share
+# torch's thread pool (and its spinning threads) with the runs before it.
+RUN_CHILD = r"""
+import json, os, sys
+from tui.bench import measured_run
+result = measured_run(**json.loads(sys.argv[1]))
+os.write(1, ("RESULT " + json.dumps(result) + "\n").encode())
+"""
+
+
+def measured_run(way: str, images: int, epochs: int, batch: int, runs_dir: str, threads: int | None, probe: bool) -> dict[str, Any]:
+    """One run, in the console or headless, in this (child) process: its training images/s and the
+    probe's ticks."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    exp = bench_experiment(images, epochs, batch)
+    if way == "console":
+        ips, ticks = in_console(exp, Path(runs_dir), probe)
+        return {"ips": ips, "ticks": ticks}
+    return {"ips": headless(exp, Path(runs_dir)), "ticks": {}}
+
+
+def run_in_child(way: str, *, images: int, epochs: int, batch: int, runs_dir: Path, threads: int | None, probe: bool = False) -> dict[str, Any]:
+    spec = {"way": way, "images": images, "epochs": epochs, "batch": batch, "runs_dir": str(runs_dir), "threads": threads, "probe": probe}
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_CHILD, json.dumps(spec)],
+        capture_output=True,
+        env=dict(os.environ, CNNLAB_RUNS=str(runs_dir)),
+        cwd=str(Path(__file__).resolve().parent.parent),
+        timeout=RUN_TIMEOUT_S,
+    )
+    lines = [line for line in proc.stdout.decode(errors="replace").splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"the {way} run failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def console_cost(
+    *, images: int, epochs: int, batch: int, repeats: int, runs_dir: Path, threads: int | None = None, say=lambda text: None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same run in the console and headless, each in a fresh process, taking turns; then once more
+    in the console with the lateness probe on. The probe wakes the event loop a hundred times a
+    second, far more than a user types, so it stays out of the throughput runs."""
+    run = partial(run_in_child, images=images, epochs=epochs, batch=batch, runs_dir=runs_dir, threads=threads)
     console_ips: list[float] = []
     headless_ips: list[float] = []
     for r in range(repeats):
         ways = ["console", "headless"] if r % 2 == 0 else ["headless", "console"]
         for way in ways:
-            if way == "console":
-                console_ips.append(in_console(exp, runs_dir)[0])
-            else:
-                headless_ips.append(headless(exp, runs_dir))
+            (console_ips if way == "console" else headless_ips).append(run(way)["ips"])
         say(f"repeat {r + 1}/{repeats}: console {console_ips[-1]:,.0f} img/s, headless {headless_ips[-1]:,.0f} img/s")
-    _, ticks = in_console(exp, runs_dir, probe=True)
+    ticks = run("console", probe=True)["ticks"]
     c, h = statistics.median(console_ips), statistics.median(headless_ips)
     throughput = {
         "console_ips": round(c, 1),
@@ -289,7 +328,7 @@ async def _chart_cost(repeats: int) -> dict[str, Any]:
             charts.thin = keep
         width = chart.size.width
     t_ms, u_ms = 1000 * statistics.median(thinned), 1000 * statistics.median(unthinned)
-    from tui.screens.run import REDRAW_EVERY_S
+    from tui.screens.run import CHART_EVERY_S
 
     return {
         "series": 2,
@@ -300,7 +339,7 @@ async def _chart_cost(repeats: int) -> dict[str, Any]:
         "unthinned_ms": round(u_ms, 2),
         "speedup": round(u_ms / t_ms, 1) if t_ms else None,
         # Three charts rebuilt at the run screen's most frequent rate: the share of one core.
-        "redraw_share": round(3 * t_ms / 1000 / REDRAW_EVERY_S, 4),
+        "redraw_share": round(3 * t_ms / 1000 / CHART_EVERY_S, 4),
     }
 
 
@@ -312,7 +351,14 @@ def chart_cost(repeats: int) -> dict[str, Any]:
 
 
 def run_ui_bench(
-    *, starts: int = 5, repeats: int = 3, images: int = 2560, epochs: int = 2, batch: int = 128, say=lambda text: None
+    *,
+    starts: int = 5,
+    repeats: int = 3,
+    images: int = 2560,
+    epochs: int = 3,
+    batch: int = 128,
+    threads: int | None = None,
+    say=lambda text: None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-ui-") as tmp:
         runs_dir = Path(tmp) / "runs"
@@ -321,13 +367,14 @@ def run_ui_bench(
         start = cold_start(starts, runs_dir)
         say("charts: 2 series x 500 points…")
         charts = chart_cost(max(3, repeats * 3))
-        exp = bench_experiment(images, epochs, batch)
-        say(f"a shapes run of {images} images x {epochs} epochs, {repeats} times in the console and headless…")
-        lateness, throughput = console_cost(exp, repeats, runs_dir, say)
+        say(f"a shapes run of {images} images x {epochs} epochs, {repeats} times in the console and headless, each a fresh process…")
+        lateness, throughput = console_cost(
+            images=images, epochs=epochs, batch=batch, repeats=repeats, runs_dir=runs_dir, threads=threads, say=say
+        )
     import torch
 
     return {
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": threads or torch.get_num_threads()},
         "goals": {"cold_start_s": GOAL_COLD_START_S, "lateness_p95_ms": GOAL_LATENESS_P95_MS, "console_cost": GOAL_CONSOLE_COST},
         "cold_start": start,
         "lateness": lateness,
@@ -394,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starts", type=int, default=5, help="fresh console processes timed (default 5)")
     parser.add_argument("--repeats", type=int, default=3, help="runs in the console and headless, taking turns (default 3)")
     parser.add_argument("--images", type=int, default=2560, help="shapes images the measured run trains on (default 2560)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs of the measured run (default 2)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the measured run; the first is left out as warm-up (default 3)")
     parser.add_argument("--batch", type=int, default=128, help="batch size of the measured run (default 128)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -407,13 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     err = Console(stderr=True)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     say = (lambda text: err.print(text, style="dim", highlight=False)) if not args.json or sys.stderr.isatty() else (lambda text: None)
     try:
-        result = run_ui_bench(starts=args.starts, repeats=args.repeats, images=args.images, epochs=args.epochs, batch=args.batch, say=say)
+        result = run_ui_bench(
+            starts=args.starts, repeats=args.repeats, images=args.images, epochs=args.epochs, batch=args.batch, threads=args.threads, say=say
+        )
     except RuntimeError as e:
         err.print(f"[bold red]bench failed:[/] {e}")
         return 1

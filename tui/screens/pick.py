@@ -255,6 +255,8 @@ class PickScreen(Screen):
         self.app.push_screen(EditScreen(preset, Path(runs_dir)))
 
     def _show_active_run(self) -> None:
+        if not self.is_current:
+            return  # under the run screen: nothing to show, and a layout here would cost the run
         line = self.query_one("#active-run", Static)
         run = getattr(self.app, "active_run", None)
         if (run is not None) != line.display:
@@ -264,5 +266,7 @@ class PickScreen(Screen):
             return
         where = Path(run.folder_path).name if run.folder_path else "starting"
         state = getattr(run, "state", "running") if not run.is_running else ("paused" if getattr(run, "paused", False) else "training")
-        line.update(f"▶ {state}: {where} — press g to go to it")
+        text = f"▶ {state}: {where} — press g to go to it"
+        if str(line.content) != text:
+            line.update(text)
         line.display = True

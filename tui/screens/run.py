@@ -4,8 +4,8 @@ metrics beside the report's own numbers, a log of events, and after the run its 
 Pushed with an experiment, it starts the run (or a resume) on a thread worker (tui/training.py)
 and listens to the engine's events as Textual messages. Opened on an existing run folder instead
 (`RunScreen.of_folder`), it reads that folder, and follows it every second while another process
-writes it. Events only record data and set dirty flags; a timer applies them four times a second
-(the charts at most once a second, at once when an epoch ends),
+writes it. Events only record data and set dirty flags; a timer applies them twice a second
+(the charts every two seconds at most, at once when an epoch ends),
 so a fast engine never makes the interface stutter.
 """
 
@@ -36,8 +36,8 @@ from tui.widgets.run_results import RunResults
 if TYPE_CHECKING:
     from engine.presets import Preset
 
-REDRAW_EVERY_S = 0.25  # bars and figures: at most four updates a second
-CHART_EVERY_S = 1.0  # per-batch chart points: at most one rebuild a second (an epoch's end: at once)
+REDRAW_EVERY_S = 0.5  # bars and figures: two updates a second
+CHART_EVERY_S = 2.0  # per-batch chart points: a rebuild every two seconds at most (an epoch's end: at once)
 FOLLOW_EVERY_S = 1.0  # a run folder written by another process is re-read this often
 END_STATES = ("finished", "stopped", "failed", "diverged", "crashed")
 STATE_STYLES = {
@@ -213,6 +213,7 @@ class RunScreen(Screen):
     }
     RunScreen .bar-row > Label.bar-text {
         width: 1fr;
+        height: 1;
         padding-left: 1;
     }
     RunScreen #run-body {
@@ -491,19 +492,21 @@ class RunScreen(Screen):
     # --- the timer: apply what arrived, at most a few times a second ------------------------
 
     def _flush(self) -> None:
+        # The widgets updated here have fixed sizes: updating them without a layout lets Textual
+        # repaint just them instead of laying out and repainting the whole screen.
         ev, self.pending = self.pending, None
         epoch_news = self.latest_dirty  # an epoch ended, the run started or ended
         if ev is not None:
             self.last_ips = ev.images_per_sec
             self.query_one("#epoch-bar", ProgressBar).update(progress=ev.epoch - 1 + ev.batch / max(ev.batches, 1))
             self.query_one("#batch-bar", ProgressBar).update(total=ev.batches, progress=ev.batch)
-            self.query_one("#epoch-text", Label).update(f"{ev.epoch}/{self.epochs}  ETA {duration(ev.eta_seconds)}")
-            self.query_one("#batch-text", Label).update(f"{ev.batch}/{ev.batches}  {ev.images_per_sec:,.0f} img/s  loss {ev.loss:.3f}")
+            self.query_one("#epoch-text", Label).update(f"{ev.epoch}/{self.epochs}  ETA {duration(ev.eta_seconds)}", layout=False)
+            self.query_one("#batch-text", Label).update(f"{ev.batch}/{ev.batches}  {ev.images_per_sec:,.0f} img/s  loss {ev.loss:.3f}", layout=False)
         elif self.latest_dirty:
-            self.query_one("#epoch-text", Label).update(f"{len(self.rows)}/{self.epochs}")
+            self.query_one("#epoch-text", Label).update(f"{len(self.rows)}/{self.epochs}", layout=False)
         if self.latest_dirty:
             self.latest_dirty = False
-            self.query_one("#latest", Static).update(latest_table(self.rows, self.last_ips))
+            self.query_one("#latest", Static).update(latest_table(self.rows, self.last_ips), layout=False)
             reference = self.preset.reference if self.preset else None
             self.query_one("#run-reference", Static).update(reference_line(reference, self.rows, self.summary))
         now = time.monotonic()
