@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +24,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.config import ConfigError, Experiment, describe_errors, validate_experiment
+from engine.preset_files import builtin_path, builtin_sources, user_files
 from engine.runs import atomic_write_text, safe_name
 from engine.sweep import METRICS, plan_trials
 
@@ -97,6 +97,15 @@ class Preset:
     sweep: dict | None  # {"grid": {...}, "random": {...}, "trials": N, "metric": "val_acc", "seed": 0}
     reference_note: str = ""
     based_on: str = ""
+
+    # What the picker lists, as engine.preset_files.PresetCard has it before validation.
+    @property
+    def arch(self) -> str:
+        return self.experiment.model.arch
+
+    @property
+    def dataset(self) -> str:
+        return self.experiment.data.dataset
 
 
 @dataclass
@@ -178,19 +187,6 @@ def _sweep_problems(spec: SweepSpec, exp: Experiment) -> list[tuple[str, str]]:
     return []
 
 
-def builtin_sources() -> list[tuple[str, str]]:
-    """(file name, text) of every built-in preset, from the installed `presets` package."""
-    out = []
-    for entry in resources.files("presets").iterdir():
-        if entry.name.endswith(".toml") and entry.is_file():
-            out.append((entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(out)
-
-
-def _builtin_path(filename: str) -> Path:
-    return Path(str(resources.files("presets").joinpath(filename)))
-
-
 def load_presets(user_dir: Path | None = None) -> tuple[list[Preset], list[PresetProblem]]:
     """Built-in presets (by name), then the user's own (by name). A bad file is a problem; the rest still load."""
     presets: list[Preset] = []
@@ -210,15 +206,14 @@ def load_presets(user_dir: Path | None = None) -> tuple[list[Preset], list[Prese
         presets.append(p)
 
     for filename, text in builtin_sources():
-        add(text, _builtin_path(filename), user=False)
-    if user_dir is not None and Path(user_dir).is_dir():
-        for path in sorted(Path(user_dir).glob("*.toml")):
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as err:
-                problems.append(PresetProblem(path, f"cannot read: {err}"))
-                continue
-            add(text, path, user=True)
+        add(text, builtin_path(filename), user=False)
+    for path in user_files(user_dir):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(PresetProblem(path, f"cannot read: {err}"))
+            continue
+        add(text, path, user=True)
     return presets, problems
 
 

@@ -20,11 +20,12 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
-from engine.config import Experiment
+if TYPE_CHECKING:  # the console's first screen reads runs and paths before pydantic is imported
+    from engine.config import Experiment
 
 STATES = ("running", "finished", "stopped", "failed", "diverged", "crashed")
 RESUMABLE = ("stopped", "failed", "crashed", "diverged")
@@ -106,6 +107,8 @@ class RunFolder:
         return tomllib.loads((self.path / "config.toml").read_text())
 
     def experiment(self) -> Experiment:
+        from engine.config import Experiment
+
         doc = self.read_config_doc()
         doc.pop("run", None)
         return Experiment.model_validate(doc)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import ConfigError, Experiment, apply_overrides
+from engine.preset_files import preset_cards
 from engine.presets import (
     UnknownPreset,
     get_preset,
@@ -148,6 +149,22 @@ def test_a_bad_preset_file_is_a_problem_naming_file_and_field_and_the_rest_load(
     with pytest.raises(ConfigError) as err:
         get_preset("broken", user)  # asking for it says what is wrong, not "unknown"
     assert "broken.toml" in str(err.value)
+
+
+def test_the_quick_listing_matches_the_validated_presets(tmp_path):
+    """The picker's first frame lists engine.preset_files' cards; validation then drops bad files."""
+    (tmp_path / "mine.toml").write_text('name = "mine"\n[data]\ndataset = "shapes"\n[model]\narch = "alexnet32"\n')
+    (tmp_path / "bad.toml").write_text('name = "bad"\n[optim]\nlr = -1\n')
+    (tmp_path / "garbled.toml").write_text("name = \n")
+    cards = {c.name: c for c in preset_cards(tmp_path)}
+    presets, problems = load_presets(tmp_path)
+    assert set(cards) == {p.name for p in presets} | {"bad"}  # a file that does not parse is left out
+    for p in presets:
+        card = cards[p.name]
+        assert (card.arch or p.arch, card.dataset or p.dataset, card.user, card.report) == (p.arch, p.dataset, p.user, p.report)
+        assert card.reference == p.reference and card.experiment is None
+    assert cards["mine"].user and (cards["mine"].arch, cards["mine"].dataset) == ("alexnet32", "shapes")
+    assert {pr.source.name for pr in problems} == {"bad.toml", "garbled.toml"}
 
 
 def test_two_presets_with_one_name_are_a_problem(tmp_path):

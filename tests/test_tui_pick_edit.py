@@ -111,11 +111,18 @@ class FakeRun:
 # --- the picker --------------------------------------------------------------------------------
 
 
+async def presets_validated(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 async def test_picker_lists_builtin_and_user_presets_and_reports_a_broken_file(app: CnnlabApp):
     builtin = [p.name for p in load_presets(None)[0]]
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         pick = app.screen
+        await presets_validated(pilot)
+        assert pick.validated
         assert isinstance(pick, PickScreen)
         assert sorted(row_names(pick)) == sorted(builtin + ["my-shapes"])
         cells = pick.table.get_row("my-shapes")
@@ -359,6 +366,9 @@ def test_startup_to_the_picker_does_not_import_torch(tmp_path: Path):
         import tui.app
         from tui.screens.pick import PickScreen
 
+        # The first screen is up before pydantic (the presets are validated on a thread after it).
+        assert "pydantic" not in sys.modules
+
         async def main():
             app = tui.app.CnnlabApp(Path({str(tmp_path / "runs")!r}))
             async with app.run_test(size=(80, 24)) as pilot:
@@ -393,7 +403,7 @@ def snapshot_app(tmp_path: Path, monkeypatch) -> CnnlabApp:
 
 def test_picker_look(snap_compare, snapshot_app):
     async def filtered(pilot):
-        await pilot.pause()
+        await presets_validated(pilot)
         pilot.app.screen.filter_input.value = "my-shapes"
         pilot.app.screen.table.focus()
         await pilot.pause()
@@ -403,7 +413,7 @@ def test_picker_look(snap_compare, snapshot_app):
 
 def test_editor_look_with_a_bad_value(snap_compare, snapshot_app):
     async def bad_lr(pilot):
-        await pilot.pause()
+        await presets_validated(pilot)
         pilot.app.screen.filter_input.value = "my-shapes"
         pilot.app.screen.table.focus()
         await pilot.pause()

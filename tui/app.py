@@ -22,13 +22,13 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.worker import WorkerState
 
-from engine.presets import Preset, load_presets
 from engine.runs import default_runs_dir
 from engine.runs import user_presets_dir as presets_dir_of
 from tui.screens.pick import PickScreen
 from tui.widgets.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
+    from engine.presets import Preset
     from tui.training import ActiveRun
 
 # How long quitting waits for the trainer to reach the next batch and write its checkpoint.
@@ -41,6 +41,8 @@ class PresetCommands(Provider):
     async def startup(self) -> None:
         app = self.app
         assert isinstance(app, CnnlabApp)
+        from engine.presets import load_presets
+
         self.presets, _ = await asyncio.to_thread(load_presets, app.user_presets_dir)
 
     def _command(self, preset: Preset) -> tuple[str, str]:

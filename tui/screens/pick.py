@@ -3,28 +3,35 @@
 Each row shows the report a preset replicates, its model and dataset, and the report's headline
 number; the highlighted preset's description and notes show below. Enter opens it in the editor.
 Preset files that do not load are reported by file and field; the others still show.
+
+The list is first filled from a quick reading of the files (engine.preset_files: no pydantic, so
+the screen is up in a fraction of a second) and then from the validated presets, loaded on a thread.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from engine.presets import Preset, PresetProblem, load_presets
+from engine.preset_files import PresetCard, preset_cards
 from engine.runs import default_runs_dir, user_presets_dir
+
+if TYPE_CHECKING:
+    from engine.presets import Preset, PresetProblem
 
 USER_MARK = "★"
 NAME_WIDTH = 30  # the longest built-in name fits; with the other columns the table fits 80 columns
 
 
-def headline(preset: Preset) -> str:
+def headline(preset: Preset | PresetCard) -> str:
     """The report's headline figure: test accuracy, else validation, else training ("60.7% test @300")."""
     ref = preset.reference
     epochs = ref.get("epochs")
@@ -38,21 +45,20 @@ def headline(preset: Preset) -> str:
     return "—"
 
 
-def report_label(preset: Preset) -> str:
+def report_label(preset: Preset | PresetCard) -> str:
     """"001_3753bfc013d93882.txt" → "001": the reports are known by their number."""
     return preset.report.partition("_")[0] if preset.report else "—"
 
 
-def matches(preset: Preset, query: str) -> bool:
+def matches(preset: Preset | PresetCard, query: str) -> bool:
     """Every word of the query appears in the name, description, model, dataset or report."""
-    exp = preset.experiment
     hay = " ".join(
-        [preset.name, preset.description, exp.model.arch, exp.data.dataset, preset.report, "user mine" if preset.user else ""]
+        [preset.name, preset.description, preset.arch, preset.dataset, preset.report, "user mine" if preset.user else ""]
     ).lower()
     return all(word in hay for word in query.lower().split())
 
 
-def describe(preset: Preset) -> Text:
+def describe(preset: Preset | PresetCard) -> Text:
     """The detail pane: what the preset is, what the report found, what it left open."""
     exp = preset.experiment
     out = Text()
@@ -70,11 +76,14 @@ def describe(preset: Preset) -> Text:
         out.append(f"{report}: {', '.join(figures)}{epochs}\n", style="cyan")
     else:
         out.append(f"{report}\n", style="cyan")
-    out.append(
-        f"{exp.model.arch} · {exp.data.dataset} · {exp.optim.name} lr {exp.optim.lr:g} · {exp.schedule.name} · "
-        f"{exp.train.epochs} epochs · batch {exp.train.batch_size}\n",
-        style="dim",
-    )
+    if exp is None:
+        out.append(f"{preset.arch} · {preset.dataset} · checking the preset…\n", style="dim")
+    else:
+        out.append(
+            f"{exp.model.arch} · {exp.data.dataset} · {exp.optim.name} lr {exp.optim.lr:g} · {exp.schedule.name} · "
+            f"{exp.train.epochs} epochs · batch {exp.train.batch_size}\n",
+            style="dim",
+        )
     if preset.sweep:
         varied = ", ".join([*preset.sweep.get("grid", {}), *preset.sweep.get("random", {})])
         out.append(f"sweep over {varied} (cnnlab sweep {preset.name})\n", style="dim")
@@ -108,9 +117,11 @@ class PickScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.presets: list[Preset] = []
+        # Cards from the quick reading until the validated presets arrive (self.validated).
+        self.presets: list[Preset | PresetCard] = []
         self.problems: list[PresetProblem] = []
-        self.shown: list[Preset] = []
+        self.shown: list[Preset | PresetCard] = []
+        self.validated = False
         self._notified: set[str] = set()
 
     def compose(self) -> ComposeResult:
@@ -152,9 +163,31 @@ class PickScreen(Screen):
         return user_presets_dir(getattr(self.app, "runs_dir", None) or default_runs_dir())
 
     def reload(self) -> None:
-        self.presets, self.problems = load_presets(self._user_dir())
-        self.presets.sort(key=lambda p: (p.user, p.name))
-        self._show_problems()
+        """List the files at once (unless a validated list is up already), then validate them on a thread."""
+        if not self.validated:
+            self._show_presets(preset_cards(self._user_dir()), validated=False)
+        self._validate()
+
+    @work(thread=True, exclusive=True, group="presets")
+    def _validate(self) -> None:
+        from engine.presets import load_presets  # pydantic is imported here, after the first frame
+
+        presets, problems = load_presets(self._user_dir())
+        self.app.call_from_thread(self._show_presets, presets, validated=True, problems=problems)
+
+    def validate_now(self) -> None:
+        """Validate on the UI thread: a preset is being opened before the thread has finished."""
+        from engine.presets import load_presets
+
+        presets, problems = load_presets(self._user_dir())
+        self._show_presets(presets, validated=True, problems=problems)
+
+    def _show_presets(self, presets: list, *, validated: bool, problems: list | None = None) -> None:
+        self.presets = sorted(presets, key=lambda p: (p.user, p.name))
+        self.validated = validated
+        if validated:
+            self.problems = problems or []
+            self._show_problems()
         self.refill()
 
     def action_reload(self) -> None:
@@ -182,15 +215,15 @@ class PickScreen(Screen):
         self.shown = [p for p in self.presets if matches(p, query)]
         table.clear()
         for p in self.shown:
-            exp = p.experiment
             name = Text(f"{USER_MARK} {p.name}", style="yellow") if p.user else Text(p.name)
             name.truncate(NAME_WIDTH, overflow="ellipsis")
-            table.add_row(name, exp.model.arch, exp.data.dataset, report_label(p), headline(p), key=p.name)
-        if highlighted is not None and highlighted in self.shown:
-            table.move_cursor(row=self.shown.index(highlighted))
+            table.add_row(name, p.arch, p.dataset, report_label(p), headline(p), key=p.name)
+        names = [p.name for p in self.shown]
+        if highlighted is not None and highlighted.name in names:
+            table.move_cursor(row=names.index(highlighted.name))
         self._show_detail()
 
-    def highlighted(self) -> Preset | None:
+    def highlighted(self) -> Preset | PresetCard | None:
         row = self.table.cursor_row
         if not self.shown or row is None or not 0 <= row < len(self.shown):
             return None
@@ -246,6 +279,12 @@ class PickScreen(Screen):
 
     def action_open(self) -> None:
         preset = self.highlighted()
+        if preset is not None and preset.experiment is None:
+            self.validate_now()
+            preset = next((p for p in self.presets if p.name == preset.name), None)
+            if preset is None:  # it did not validate: the problems line says why
+                self.app.bell()
+                return
         if preset is None:
             self.app.bell()
             return
