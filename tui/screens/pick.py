@@ -166,7 +166,8 @@ class PickScreen(Screen):
         """List the files at once (unless a validated list is up already), then validate them on a thread."""
         if not self.validated:
             self._show_presets(preset_cards(self._user_dir()), validated=False)
-        self._validate()
+        # After the frame is drawn: importing pydantic holds the GIL, which would delay the frame.
+        self.call_after_refresh(self._validate)
 
     @work(thread=True, exclusive=True, group="presets")
     def _validate(self) -> None:
