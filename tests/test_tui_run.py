@@ -35,7 +35,7 @@ from engine.presets import Preset
 from engine.runs import RunFolder
 from tests.tiny import tiny_experiment
 from tui.messages import wrap
-from tui.screens.run import RunScreen, reference_line
+from tui.screens.run import CHART_EVERY_S, REDRAW_EVERY_S, RunScreen, reference_line
 from tui.screens.runs import CompareScreen, RunsScreen, differing_fields, short_id, started_text
 from tui.widgets.charts import MetricChart
 from tui.widgets.confirm import ConfirmScreen
@@ -261,7 +261,8 @@ async def test_live_run_fills_charts_bars_and_log_and_stops(tmp_path, fake_train
     app = Harness(tmp_path / "runs", screen)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: len(screen.rows) == 2, what="two epochs")
-        await pilot.pause(0.4)  # one redraw tick
+        loss = screen.query_one("#loss-chart", MetricChart)
+        await wait_until(pilot, lambda: loss.point_count("val") == 2, timeout=5, what="a redraw tick")
         active = app.active_run
         assert active is not None and active.is_running and active.screen is screen
         assert active.folder_path == tmp_path / "runs" / "20250122-072031-fake-0001"
@@ -331,12 +332,11 @@ async def test_chart_redraws_are_throttled_and_only_when_data_changed(tmp_path):
         before = loss.draws
         for b in range(1, 501):  # a burst far faster than the engine sends
             screen.post_message(wrap(BatchProgress(1, b, 500, 2.0 - b / 1000, 0.05, 1000.0, 60.0)))
-        await pilot.pause(0.6)
-        assert loss.point_count("train") == 500
-        assert 1 <= loss.draws - before <= 4  # a redraw per tick at most, not one per event
-        assert screen.query_one("#batch-bar", ProgressBar).progress == 500
+        await wait_until(pilot, lambda: loss.point_count("train") == 500, timeout=CHART_EVERY_S + 2, what="the burst on the chart")
+        await wait_until(pilot, lambda: screen.query_one("#batch-bar", ProgressBar).progress == 500, timeout=2, what="the bar")
+        assert 1 <= loss.draws - before <= 2  # one redraw for the burst, not one per event
         idle = loss.draws
-        await pilot.pause(0.6)
+        await pilot.pause(CHART_EVERY_S + REDRAW_EVERY_S + 0.2)
         assert loss.draws == idle  # nothing new: nothing redrawn
 
 
@@ -379,9 +379,9 @@ async def test_a_finished_run_folder_opens_with_curves_and_results(tmp_path):
     screen = RunScreen.of_folder(path, runs_dir=tmp_path)
     app = Harness(tmp_path, screen)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.4)
+        acc = screen.query_one("#acc-chart", MetricChart)
+        await wait_until(pilot, lambda: acc.point_count("val") == 3, timeout=5, what="the curves")
         assert screen.read_only and screen.state == "finished"
-        assert screen.query_one("#acc-chart", MetricChart).point_count("val") == 3
         assert screen.check_action("stop", ()) is False and screen.check_action("pause", ()) is False
         shown = screen_text(app)
         assert "● finished (view)" in shown and "s Stop" not in shown
@@ -396,9 +396,9 @@ async def test_a_run_written_by_another_process_is_followed(tmp_path):
     screen = RunScreen.of_folder(path, runs_dir=tmp_path)
     app = Harness(tmp_path, screen)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
         acc = screen.query_one("#acc-chart", MetricChart)
-        assert screen.state == "running" and acc.point_count("val") == 1
+        await wait_until(pilot, lambda: acc.point_count("val") == 1, timeout=5, what="the first epoch")
+        assert screen.state == "running"
         RunFolder(path).append_metrics(metrics_row(2))
         await wait_until(pilot, lambda: acc.point_count("val") == 2, timeout=5, what="the new epoch")
         status = json.loads((path / "status.json").read_text())
@@ -548,9 +548,11 @@ async def test_real_run_stop_find_resume_finish(tmp_path, monkeypatch):
     app = Harness(runs, screen)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: len(screen.rows) == 1, timeout=120, what="the first epoch")
-        await pilot.pause(0.4)
         acc = screen.query_one("#acc-chart", MetricChart)
-        assert acc.point_count("val") == 1 and acc.draws >= 1
+        # The next redraw (at most REDRAW_EVERY_S later) plots the epoch.
+        await wait_until(pilot, lambda: acc.point_count("val") == 1, timeout=5, what="the epoch on the chart")
+        await pilot.pause(0.1)
+        assert acc.draws >= 1
         assert screen.query_one("#loss-chart", MetricChart).point_count("train") >= 1
         active = app.active_run
         assert active.paused and active.is_running

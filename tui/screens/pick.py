@@ -169,12 +169,15 @@ class PickScreen(Screen):
         # After the frame is drawn: importing pydantic holds the GIL, which would delay the frame.
         self.call_after_refresh(self._validate)
 
-    @work(thread=True, exclusive=True, group="presets")
+    @work(thread=True, exclusive=True, group="presets", exit_on_error=False)
     def _validate(self) -> None:
         from engine.presets import load_presets  # pydantic is imported here, after the first frame
 
         presets, problems = load_presets(self._user_dir())
-        self.app.call_from_thread(self._show_presets, presets, validated=True, problems=problems)
+        try:
+            self.app.call_from_thread(self._show_presets, presets, validated=True, problems=problems)
+        except RuntimeError:
+            pass  # the app closed meanwhile
 
     def validate_now(self) -> None:
         """Validate on the UI thread: a preset is being opened before the thread has finished."""

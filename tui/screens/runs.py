@@ -77,7 +77,7 @@ class RunsScreen(Screen):
         Binding("c", "compare", "Compare"),
         Binding("R", "resume", "Resume", key_display="R"),
         Binding("d", "delete", "Delete"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("f5", "refresh", "Refresh", show=False),  # and by itself while a run in it trains
         Binding("b,escape", "back", "Back"),
     ]
     DEFAULT_CSS = """
