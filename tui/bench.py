@@ -7,9 +7,9 @@
              the app's message queue; how late each tick arrives (p50 / p95 / max) is how late a key
              press would be handled.
   charts     one chart (40x24 cells, a third of the run screen in a 120x40 terminal) rebuilt with
-             2 series x 500 points, thinned to its width as the console does and unthinned; and the
-             training throughput of the same small run headless against inside the console, whose
-             ratio is what drawing costs the training.
+             2 series x 500 points, thinned to its width as the console does and unthinned.
+  throughput the same small run headless and inside the console, each in a fresh process, taking
+             turns: the ratio of their training images/s is what drawing costs the training.
 
 The console runs headless here: Textual lays out and renders every widget (plotext builds its
 charts), only the bytes to the terminal are not written. Torch is imported by the runs, never by
