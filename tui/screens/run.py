@@ -4,9 +4,9 @@ metrics beside the report's own numbers, a log of events, and after the run its 
 Pushed with an experiment, it starts the run (or a resume) on a thread worker (tui/training.py)
 and listens to the engine's events as Textual messages. Opened on an existing run folder instead
 (`RunScreen.of_folder`), it reads that folder, and follows it every second while another process
-writes it. Events only record data and set dirty flags; a timer applies them twice a second
-(the charts every two seconds at most, at once when an epoch ends),
-so a fast engine never makes the interface stutter.
+writes it. Events only record data and set dirty flags; a timer applies them twice a second (the
+charts every two seconds at most, at once when an epoch ends), so a fast engine never makes the
+interface stutter.
 """
 
 from __future__ import annotations
