@@ -268,23 +268,6 @@ def memory_line(exp: Experiment) -> dict[str, Any] | None:
 # --- the three ways -----------------------------------------------------------------------------
 
 
-def train_step(model, optimizer, scaler, rt, x, y, exp: Experiment) -> None:
-    """One step as the trainer takes it, without the data and the bookkeeping around it."""
-    import torch
-    import torch.nn.functional as F
-
-    with rt.autocast():
-        logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=exp.augment.label_smoothing)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if exp.optim.grad_clip is not None:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), exp.optim.grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-
-
 def _sync(device) -> None:
     import torch
 
@@ -313,7 +296,9 @@ class PureCompute:
 
     def __init__(self, exp: Experiment, rt, images, labels, mean, std, classes: int):
         from engine.augment import BatchAugment
+        from engine.trainer import train_step
 
+        self.train_step = train_step  # the trainer's own step, so the ratio measures what lies around it
         self.exp, self.rt = exp, rt
         channels, size = images.shape[1], images.shape[-1]
         self.model, self.optimizer, self.scaler = _build(exp, rt, classes, channels, size)
@@ -345,7 +330,7 @@ class PureCompute:
 
     def _step(self, i: int) -> None:
         x, y = self.batches[i % len(self.batches)]
-        train_step(self.model, self.optimizer, self.scaler, self.rt, x, y, self.exp)
+        self.train_step(self.model, self.model, self.optimizer, self.scaler, self.rt, x, y, self.exp)
 
 
 class PILImages:
@@ -389,7 +374,9 @@ class ReportsPipeline:
 
     def __init__(self, exp: Experiment, device, images, labels, mean, std, classes: int):
         from engine.device import Runtime
+        from engine.trainer import train_step
 
+        self.train_step = train_step  # the same step as the engine's: only the data path differs
         self.exp = exp
         self.rt = Runtime(device, "fp32", False)
         channels, size = images.shape[1], images.shape[-1]
@@ -431,7 +418,7 @@ class ReportsPipeline:
         x, y = batch
         device = self.rt.device
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        train_step(self.model, self.optimizer, self.scaler, self.rt, x, y, self.exp)
+        self.train_step(self.model, self.model, self.optimizer, self.scaler, self.rt, x, y, self.exp)
         return len(y)
 
 
@@ -492,19 +479,21 @@ def spread(values: list[float], digits: int = 1) -> dict[str, Any]:
     return {"median": round(statistics.median(vals), digits), "iqr": round(iqr, digits), "runs": [round(v, digits) for v in values]}
 
 
-def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

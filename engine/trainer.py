@@ -238,16 +238,7 @@ class _Training:
                 target = y
                 if exp.augment.mixup_alpha > 0:
                     x, target = mixup(x, y, exp.augment.mixup_alpha, splits.num_classes)
-                with rt.autocast():
-                    logits = step_model(x)
-                    loss = F.cross_entropy(logits.float(), target, label_smoothing=exp.augment.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if exp.optim.grad_clip is not None:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), exp.optim.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
+                logits, loss = train_step(step_model, model, optimizer, scaler, rt, x, target, exp)
                 # Sums stay on the device: no host sync per batch.
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
@@ -375,6 +366,23 @@ class _Training:
         self.folder.truncate_metrics(epoch)
         saved = {"optimizer": state["optimizer"], "scheduler": state["scheduler"], "phase": max(int(state.get("phase", 0)), 0)}
         return epoch, state.get("best"), saved
+
+
+def train_step(step_model, model, optimizer, scaler, rt: Runtime, x, target, exp: Experiment):
+    """One optimisation step (forward under autocast, loss, backward, clipping, step); `step_model`
+    is the model or its torch.compile wrapper. Returns the logits and the loss, still on the device.
+    `cnnlab bench` times this same function as pure compute."""
+    with rt.autocast():
+        logits = step_model(x)
+        loss = F.cross_entropy(logits.float(), target, label_smoothing=exp.augment.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if exp.optim.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), exp.optim.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return logits, loss
 
 
 def _freeze_batchnorm_outside_head(model) -> None:

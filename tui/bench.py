@@ -35,6 +35,7 @@ from typing import Any
 from textual._time import get_time
 from textual.app import App, ComposeResult
 
+from engine.bench import cpu_name
 from engine.config import Experiment, apply_overrides
 from tui.app import CnnlabApp
 from tui.widgets.charts import MetricChart
@@ -374,7 +375,7 @@ def run_ui_bench(
     import torch
 
     return {
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": threads or torch.get_num_threads()},
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": threads or torch.get_num_threads()},
         "goals": {"cold_start_s": GOAL_COLD_START_S, "lateness_p95_ms": GOAL_LATENESS_P95_MS, "console_cost": GOAL_CONSOLE_COST},
         "cold_start": start,
         "lateness": lateness,
@@ -382,18 +383,6 @@ def run_ui_bench(
         "throughput": throughput,
         "run": {"dataset": "shapes", "images": images, "epochs": epochs, "batch": batch, "terminal": list(APP_SIZE)},
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def render(result: dict[str, Any]):
