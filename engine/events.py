@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable, ClassVar, Union
 
 
 @dataclass(frozen=True)
@@ -54,22 +54,26 @@ class LogMessage:
 
 @dataclass(frozen=True)
 class RunFinished:
+    state: ClassVar[str] = "finished"  # the run's state in status.json once this event ends it
     summary: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class RunStopped:
+    state: ClassVar[str] = "stopped"  # the run's state in status.json once this event ends it
     epoch: int  # epochs completed and checkpointed
     message: str = "stopped by the user"
 
 
 @dataclass(frozen=True)
 class RunFailed:
+    state: ClassVar[str] = "failed"  # the run's state in status.json once this event ends it
     message: str
 
 
 @dataclass(frozen=True)
 class RunDiverged:
+    state: ClassVar[str] = "diverged"  # the run's state in status.json once this event ends it
     epoch: int
     message: str
 
@@ -77,6 +81,12 @@ class RunDiverged:
 Event = Union[RunStarted, BatchProgress, EpochFinished, LogMessage, RunFinished, RunStopped, RunFailed, RunDiverged]
 Listener = Callable[[Event], None]
 END_EVENTS = (RunFinished, RunStopped, RunFailed, RunDiverged)
+EndEvent = Union[RunFinished, RunStopped, RunFailed, RunDiverged]
+
+
+def end_state(event: Event) -> str | None:
+    """The state an end event leaves the run in ("finished", "stopped", ...), None for other events."""
+    return getattr(type(event), "state", None)
 
 
 class RunHandle:

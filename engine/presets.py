@@ -230,6 +230,20 @@ def get_preset(name: str, user_dir: Path | None = None) -> Preset:
     raise UnknownPreset(f"no preset named {name!r}; known presets: {known} (or give a path to a .toml file)")
 
 
+def find_preset(name: str | None, user_dir: Path | None = None) -> Preset | None:
+    """The preset a run came from, or None when it is gone or no longer validates.
+
+    For views of a run (its reference numbers, its notes): a renamed or broken preset must not
+    stop the run from opening.
+    """
+    if not name:
+        return None
+    try:
+        return get_preset(name, user_dir)
+    except (UnknownPreset, ConfigError):
+        return None
+
+
 def _split_problem(message: str) -> tuple[str, str]:
     loc, sep, msg = message.partition(": ")
     return (loc, msg) if sep and " " not in loc else ("", message)
