@@ -19,7 +19,9 @@ DATASETS: dict[str, dict[str, Any]] = {
     "shapes": {"title": "Shapes (generated, no download)", "classes": 10, "size": 32, "channels": 3},
     "cifar10": {"title": "CIFAR-10", "classes": 10, "size": 32, "channels": 3},
     "cifar100": {"title": "CIFAR-100", "classes": 100, "size": 32, "channels": 3},
-    "tiny-imagenet": {"title": "Tiny ImageNet (tiny-imagenet-200)", "classes": 200, "size": 64, "channels": 3},
+    "tiny-imagenet": {
+        "title": "Tiny ImageNet (tiny-imagenet-200)", "classes": 200, "size": 64, "channels": 3,
+    },
     "folder": {"title": "Image folder (root/train/<class>/*)", "classes": None, "size": None, "channels": 3},
 }
 
@@ -34,8 +36,9 @@ ARCHS: dict[str, dict[str, Any]] = {
     "resnet50": {"title": "ResNet-50 (torchvision, ImageNet weights optional)", "input": None},
 }
 
-DatasetName = Literal["shapes", "cifar10", "cifar100", "tiny-imagenet", "folder"]
-ArchName = Literal["simplecnn", "alexnet32", "alexnet64", "mobilenet", "backbone", "resnet34", "resnet50"]
+# The choices are the registries' keys: a dataset or architecture added above is a choice everywhere.
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+ArchName = Literal[tuple(ARCHS)]  # type: ignore[valid-type]
 ScheduleName = Literal[
     "constant", "step", "multistep", "exponential", "cosine", "linear", "polynomial", "cyclic", "onecycle", "plateau"
 ]
@@ -43,6 +46,23 @@ ScheduleName = Literal[
 PER_BATCH_SCHEDULES = frozenset({"cyclic", "onecycle"})
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Spread = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+def option_titles(registry: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A choice field's `json_schema_extra`: the title of each choice, read from its registry."""
+    return {"option_titles": {name: facts["title"] for name, facts in registry.items()}}
+
+
+def input_size_problem(arch: str, size: int | None) -> str | None:
+    """Why images of `size` pixels do not suit `arch` (None: they do, or the size is unknown yet)."""
+    expects = ARCHS[arch]["input"]
+    if expects is None or size is None or size == expects:
+        return None
+    return (
+        f"{arch} takes {expects}x{expects} images but the data gives {size}x{size}; "
+        f"set data.image_size = {expects}"
+    )
 
 
 class Section(BaseModel):
@@ -50,11 +70,14 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    dataset: DatasetName = Field("shapes", title="Dataset", description="Which dataset to train on.")
+    dataset: DatasetName = Field(
+        "shapes", title="Dataset", description="Which dataset to train on.", json_schema_extra=option_titles(DATASETS)
+    )
     root: str = Field(
         "data",
         title="Data folder",
-        description="Folder that holds the dataset (CIFAR's python batches, tiny-imagenet-200/, or train/<class>/ images).",
+        description="Folder that holds the dataset "
+        "(CIFAR's python batches, tiny-imagenet-200/, or train/<class>/ images).",
         min_length=1,
     )
     download: bool = Field(
@@ -73,18 +96,26 @@ class DataConfig(Section):
         0.1,
         ge=0.0,
         title="Validation split",
-        description="Held out from the training images: a fraction below 1, or a count (e.g. 10000). 0: no validation.",
+        description="Held out from the training images: a fraction below 1, or a count (e.g. 10000). "
+        "0: no validation.",
     )
     test_split: float = Field(
         0.0,
         ge=0.0,
         lt=1.0,
         title="Test split",
-        description="Fraction of the training images held out as the test set (report 002's 0.8/0.1/0.1); 0: use the dataset's own test set.",
+        description="Fraction of the training images held out as the test set (report 002's 0.8/0.1/0.1); "
+        "0: use the dataset's own test set.",
     )
-    split_seed: int = Field(0, ge=0, title="Split seed", description="Seed of the train/validation/test split and the subset draw.")
+    split_seed: int = Field(
+        0, ge=0, title="Split seed", description="Seed of the train/validation/test split and the subset draw."
+    )
     image_size: int | None = Field(
-        None, ge=8, le=512, title="Resize to", description="Resize every image to this square size (empty: keep the native size)."
+        None,
+        ge=8,
+        le=512,
+        title="Resize to",
+        description="Resize every image to this square size (empty: keep the native size).",
     )
     normalize: Literal["dataset", "given", "compute", "none"] = Field(
         "dataset",
@@ -94,7 +125,7 @@ class DataConfig(Section):
     mean: tuple[Unit, Unit, Unit] | None = Field(
         None, title="Mean (R, G, B)", description="Per-channel mean used when normalisation is 'given'."
     )
-    std: tuple[Annotated[float, Field(gt=0.0, le=1.0)], Annotated[float, Field(gt=0.0, le=1.0)], Annotated[float, Field(gt=0.0, le=1.0)]] | None = Field(
+    std: tuple[Spread, Spread, Spread] | None = Field(
         None, title="Std (R, G, B)", description="Per-channel standard deviation used when normalisation is 'given'."
     )
     cache: bool = Field(
@@ -105,36 +136,72 @@ class DataConfig(Section):
     @classmethod
     def _count_is_whole(cls, v: float) -> float:
         if v >= 1 and v != int(v):
-            raise ValueError("a validation split of 1 or more is a count of images and must be a whole number")
+            raise ValueError(
+                "a validation split of 1 or more is a count of images and must be a whole number"
+            )
         return v
 
 
 class AugmentConfig(Section):
     crop_padding: int = Field(
-        0, ge=0, le=32, title="Random crop padding", description="Pad by this many pixels, then crop back at a random place (0: off)."
+        0,
+        ge=0,
+        le=32,
+        title="Random crop padding",
+        description="Pad by this many pixels, then crop back at a random place (0: off).",
     )
     hflip: bool = Field(False, title="Horizontal flip", description="Flip half the training images left to right.")
-    rotation: float = Field(0.0, ge=0.0, le=180.0, title="Rotation (degrees)", description="Rotate by a random angle up to this many degrees.")
+    rotation: float = Field(
+        0.0,
+        ge=0.0,
+        le=180.0,
+        title="Rotation (degrees)",
+        description="Rotate by a random angle up to this many degrees.",
+    )
     color_jitter: float = Field(
-        0.0, ge=0.0, le=1.0, title="Colour jitter", description="Random brightness, contrast and saturation change of up to this fraction."
+        0.0,
+        ge=0.0,
+        le=1.0,
+        title="Colour jitter",
+        description="Random brightness, contrast and saturation change of up to this fraction.",
     )
     affine_translate: float = Field(
-        0.0, ge=0.0, le=0.5, title="Affine translate", description="Random shift of up to this fraction of the image size."
+        0.0,
+        ge=0.0,
+        le=0.5,
+        title="Affine translate",
+        description="Random shift of up to this fraction of the image size.",
     )
-    affine_scale: float = Field(0.0, ge=0.0, le=0.5, title="Affine scale", description="Random zoom by up to this fraction.")
-    mixup_alpha: float = Field(0.0, ge=0.0, le=10.0, title="Mixup alpha", description="Mix pairs of images and labels with Beta(alpha, alpha) (0: off).")
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, title="Label smoothing", description="Cross-entropy label smoothing.")
+    affine_scale: float = Field(
+        0.0, ge=0.0, le=0.5, title="Affine scale", description="Random zoom by up to this fraction."
+    )
+    mixup_alpha: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        title="Mixup alpha",
+        description="Mix pairs of images and labels with Beta(alpha, alpha) (0: off).",
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0.0, lt=1.0, title="Label smoothing", description="Cross-entropy label smoothing."
+    )
 
 
 class ModelConfig(Section):
-    arch: ArchName = Field("simplecnn", title="Architecture", description="The network to train.")
+    arch: ArchName = Field(
+        "simplecnn", title="Architecture", description="The network to train.", json_schema_extra=option_titles(ARCHS)
+    )
     init: Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"] = Field(
         "default",
         title="Initialisation",
         description="Weight initialisation of conv and linear layers; biases start at zero (default: PyTorch's).",
     )
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, title="Dropout", description="Dropout before the fully connected layers.")
-    conv_dropout: float = Field(0.2, ge=0.0, lt=1.0, title="Conv dropout", description="Dropout after each conv layer (Backbone only).")
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, title="Dropout", description="Dropout before the fully connected layers."
+    )
+    conv_dropout: float = Field(
+        0.2, ge=0.0, lt=1.0, title="Conv dropout", description="Dropout after each conv layer (Backbone only)."
+    )
     backbone_channels: list[list[Annotated[int, Field(ge=1, le=4096)]]] = Field(
         [[3, 128, 256], [256, 512, 1028]],
         title="Backbone channels",
@@ -147,7 +214,9 @@ class ModelConfig(Section):
         False, title="ImageNet weights", description="Start from torchvision's ImageNet weights (ResNet-50 only)."
     )
     weights_path: str | None = Field(
-        None, title="Weights file", description="A local weights file to start from instead of downloading (state dict)."
+        None,
+        title="Weights file",
+        description="A local weights file to start from instead of downloading (state dict).",
     )
 
     @model_validator(mode="after")
@@ -157,8 +226,9 @@ class ModelConfig(Section):
         for i, chans in enumerate(self.backbone_channels):
             if len(chans) < 2:
                 raise ValueError(f"backbone_channels[{i}] needs an input and at least one output channel count")
-            if i and chans[0] != self.backbone_channels[i - 1][-1]:
-                raise ValueError(f"backbone_channels[{i}] must start with {self.backbone_channels[i - 1][-1]}, the previous backbone's output")
+            before = self.backbone_channels[i - 1][-1] if i else None
+            if i and chans[0] != before:
+                raise ValueError(f"backbone_channels[{i}] must start with {before}, the previous backbone's output")
         if self.pretrained and self.arch != "resnet50":
             raise ValueError("ImageNet weights are available for resnet50 only")
         return self
@@ -171,7 +241,9 @@ class OptimConfig(Section):
     nesterov: bool = Field(False, title="Nesterov", description="Nesterov momentum (SGD with momentum only).")
     beta1: float = Field(0.9, ge=0.0, lt=1.0, title="Beta 1", description="Adam/AdamW first-moment decay.")
     beta2: float = Field(0.999, ge=0.0, lt=1.0, title="Beta 2", description="Adam/AdamW second-moment decay.")
-    weight_decay: float = Field(0.0, ge=0.0, le=1.0, title="Weight decay", description="L2 penalty (SGD, Adam) or decoupled decay (AdamW).")
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=1.0, title="Weight decay", description="L2 penalty (SGD, Adam) or decoupled decay (AdamW)."
+    )
     grad_clip: float | None = Field(
         None, gt=0.0, le=1000.0, title="Gradient clip", description="Clip the gradient norm to this value (empty: off)."
     )
@@ -184,40 +256,70 @@ class OptimConfig(Section):
 
 
 class ScheduleConfig(Section):
-    name: ScheduleName = Field("constant", title="Schedule", description="How the learning rate changes over training.")
+    name: ScheduleName = Field(
+        "constant", title="Schedule", description="How the learning rate changes over training."
+    )
     warmup_epochs: float = Field(
-        0.0, ge=0.0, le=100.0, title="Warm-up epochs", description="Linear warm-up from a fraction of the lr, then the schedule (0: off)."
+        0.0,
+        ge=0.0,
+        le=100.0,
+        title="Warm-up epochs",
+        description="Linear warm-up from a fraction of the lr, then the schedule (0: off).",
     )
     warmup_start: float = Field(
         0.1, gt=0.0, le=1.0, title="Warm-up start", description="Fraction of the lr the warm-up starts from."
     )
-    step_size: int = Field(30, ge=1, le=10000, title="Step size (epochs)", description="step: multiply the lr by gamma every this many epochs.")
+    step_size: int = Field(
+        30,
+        ge=1,
+        le=10000,
+        title="Step size (epochs)",
+        description="step: multiply the lr by gamma every this many epochs.",
+    )
     milestones: list[Annotated[int, Field(ge=1)]] = Field(
         [], title="Milestones (epochs)", description="multistep: epochs at which the lr is multiplied by gamma."
     )
     gamma: float = Field(
-        0.1, gt=0.0, le=1.0, title="Gamma", description="Factor for step, multistep, exponential, and plateau's reduction."
+        0.1,
+        gt=0.0,
+        le=1.0,
+        title="Gamma",
+        description="Factor for step, multistep, exponential, and plateau's reduction.",
     )
-    min_lr: float = Field(0.0, ge=0.0, title="Final / minimum lr", description="cosine and linear end here; plateau never goes below.")
+    min_lr: float = Field(
+        0.0, ge=0.0, title="Final / minimum lr", description="cosine and linear end here; plateau never goes below."
+    )
     power: float = Field(1.0, gt=0.0, le=10.0, title="Power", description="polynomial: decay exponent.")
     max_lr: float | None = Field(
         None, gt=0.0, le=10.0, title="Max lr", description="onecycle and cyclic: the peak learning rate."
     )
-    cycle_epochs: float = Field(2.0, gt=0.0, le=1000.0, title="Cycle half-period (epochs)", description="cyclic: epochs from base to max lr.")
-    pct_start: float = Field(0.3, gt=0.0, lt=1.0, title="One-cycle rise", description="onecycle: fraction of training spent rising.")
-    patience: int = Field(10, ge=0, le=1000, title="Plateau patience", description="plateau: epochs without a better validation loss before reducing.")
+    cycle_epochs: float = Field(
+        2.0, gt=0.0, le=1000.0, title="Cycle half-period (epochs)", description="cyclic: epochs from base to max lr."
+    )
+    pct_start: float = Field(
+        0.3, gt=0.0, lt=1.0, title="One-cycle rise", description="onecycle: fraction of training spent rising."
+    )
+    patience: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        title="Plateau patience",
+        description="plateau: epochs without a better validation loss before reducing.",
+    )
 
     @field_validator("milestones")
     @classmethod
     def _increasing(cls, v: list[int]) -> list[int]:
-        if any(b <= a for a, b in zip(v, v[1:])):
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)):
             raise ValueError("milestones must be strictly increasing")
         return v
 
 
 class Phase(Section):
     epochs: int = Field(..., ge=1, le=10000, title="Epochs", description="Epochs in this phase.")
-    train: Literal["head", "all"] = Field("all", title="Trains", description="head: only the classifier head; all: every layer.")
+    train: Literal["head", "all"] = Field(
+        "all", title="Trains", description="head: only the classifier head; all: every layer."
+    )
     lr: float = Field(..., gt=0.0, le=10.0, title="Learning rate", description="Base learning rate of this phase.")
 
 
@@ -234,14 +336,24 @@ class TrainConfig(Section):
         description="auto: bf16 autocast where the device supports it (fp16 with a scaler on older GPUs), else fp32.",
     )
     channels_last: Literal["auto", "on", "off"] = Field(
-        "auto", title="Channels last", description="Memory layout of images and conv weights (auto: on where it is faster)."
+        "auto",
+        title="Channels last",
+        description="Memory layout of images and conv weights (auto: on where it is faster).",
     )
-    compile: bool = Field(False, title="torch.compile", description="Compile the model first (slow start, faster steps on GPUs).")
+    compile: bool = Field(
+        False, title="torch.compile", description="Compile the model first (slow start, faster steps on GPUs)."
+    )
     early_stop: int | None = Field(
-        None, ge=1, le=10000, title="Early-stop patience", description="Stop after this many epochs without a better validation accuracy (empty: off)."
+        None,
+        ge=1,
+        le=10000,
+        title="Early-stop patience",
+        description="Stop after this many epochs without a better validation accuracy (empty: off).",
     )
     phases: list[Phase] = Field(
-        [], title="Fine-tuning phases", description="Phases in order, each with its epochs, what trains and its lr (report 004)."
+        [],
+        title="Fine-tuning phases",
+        description="Phases in order, each with its epochs, what trains and its lr (report 004).",
     )
 
 
@@ -265,12 +377,17 @@ class Experiment(BaseModel):
         if s.name == "cyclic" and s.max_lr is not None and s.max_lr <= self.optim.lr:
             raise ValueError("schedule.max_lr: the cyclic schedule's max lr must be above optim.lr")
         if s.name == "plateau" and d.val_split == 0:
-            raise ValueError("data.val_split: the plateau schedule watches the validation loss, so it needs a validation split above 0")
+            raise ValueError(
+                "data.val_split: the plateau schedule watches the validation loss, "
+                "so it needs a validation split above 0"
+            )
         if s.name == "multistep":
             if not s.milestones:
                 raise ValueError("schedule.milestones: the multistep schedule needs at least one milestone")
         if t.early_stop is not None and d.val_split == 0:
-            raise ValueError("train.early_stop: early stopping watches validation accuracy, so it needs data.val_split above 0")
+            raise ValueError(
+                "train.early_stop: early stopping watches validation accuracy, so it needs data.val_split above 0"
+            )
         if d.normalize == "given" and (d.mean is None or d.std is None):
             raise ValueError("data.mean: normalisation 'given' needs both data.mean and data.std")
         if d.dataset in ("shapes", "cifar10", "cifar100", "tiny-imagenet") and d.classes is not None:
@@ -281,13 +398,9 @@ class Experiment(BaseModel):
             total = sum(p.epochs for p in t.phases)
             if total != t.epochs:
                 raise ValueError(f"train.epochs: the phases add up to {total} epochs, so train.epochs must be {total}")
-        expects = ARCHS[self.model.arch]["input"]
-        size = self.input_size()
-        if expects is not None and size is not None and size != expects:
-            raise ValueError(
-                f"data.image_size: {self.model.arch} takes {expects}x{expects} images but the data gives {size}x{size}; "
-                f"set data.image_size = {expects}"
-            )
+        problem = input_size_problem(self.model.arch, self.input_size())
+        if problem:
+            raise ValueError(f"data.image_size: {problem}")
         return self
 
     def input_size(self) -> int | None:
@@ -305,6 +418,15 @@ class Experiment(BaseModel):
     @classmethod
     def load(cls, path: Path) -> "Experiment":
         return cls.model_validate(tomllib.loads(Path(path).read_text()))
+
+
+def unused_fields(exp: Experiment) -> dict[str, str]:
+    """Fields this experiment holds but never reads, each with why: the form dims them and
+    `cnnlab run --set` warns, so an edit that changes nothing does not pass for one that does."""
+    unused = {}
+    if exp.train.phases:
+        unused["optim.lr"] = "not used: the phases set their own lr"
+    return unused
 
 
 class ConfigError(ValueError):
@@ -371,7 +493,8 @@ def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
     for key, value in overrides.items():
         section, _, field = key.partition(".")
         if section not in Experiment.model_fields or not field or "." in field:
-            problems.append((key, "unknown key; use SECTION.FIELD with a section of " + ", ".join(Experiment.model_fields)))
+            sections = ", ".join(Experiment.model_fields)
+            problems.append((key, f"unknown key; use SECTION.FIELD with a section of {sections}"))
             continue
         if field not in Experiment.model_fields[section].annotation.model_fields:
             problems.append((key, f"unknown key; {_known_keys_hint((section, field))}"))

@@ -59,3 +59,30 @@ def test_override_rejects_unknown_key_and_parses_values():
     assert "optim.nope" in str(err.value)
     assert parse_value("0.1") == 0.1 and parse_value("[1, 2]") == [1, 2] and parse_value("true") is True
     assert parse_value("cosine") == "cosine"
+
+
+def test_the_registries_are_the_choices():
+    from typing import get_args
+
+    from engine.config import ARCHS, DATASETS, DataConfig, ModelConfig
+
+    assert get_args(ModelConfig.model_fields["arch"].annotation) == tuple(ARCHS)
+    assert get_args(DataConfig.model_fields["dataset"].annotation) == tuple(DATASETS)
+
+
+def test_the_input_size_rule_has_one_wording():
+    from engine.config import input_size_problem
+
+    words = "alexnet64 takes 64x64 images but the data gives 32x32; set data.image_size = 64"
+    assert input_size_problem("alexnet64", 32) == words
+    assert input_size_problem("alexnet64", 64) is None and input_size_problem("resnet50", 32) is None
+    assert input_size_problem("simplecnn", None) is None  # a folder dataset's size is known once it is read
+    assert problems({"model": {"arch": "alexnet64"}})["data.image_size"] == input_size_problem("alexnet64", 32)
+
+
+def test_phases_leave_optim_lr_unused():
+    from engine.config import unused_fields
+
+    phased = {"train": {"epochs": 3, "phases": [{"epochs": 1, "train": "head", "lr": 1e-3}, {"epochs": 2, "lr": 1e-4}]}}
+    assert unused_fields(validate_experiment(phased)) == {"optim.lr": "not used: the phases set their own lr"}
+    assert unused_fields(Experiment()) == {}

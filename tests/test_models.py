@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.config import ARCHS, ConfigError, ModelConfig
-from engine.models import BUILDERS, WeightsUnavailable, build_model, count_parameters, head_of
+from engine.models import BUILDERS, WeightsUnavailable, build_model, count_parameters
 
 SIZE = {arch: info["input"] or 32 for arch, info in ARCHS.items()}
 # The report's Backbone (18.7M parameters, 1028 channels) is checked layer by layer below; here a
@@ -33,8 +33,8 @@ def test_forward_backward_channels_last_and_bf16_autocast(arch):
 
     out = model(x)
     assert out.shape == (2, classes)
-    head = head_of(model)
-    assert head is model.head and isinstance(head, nn.Linear) and head.out_features == classes
+    head = model.head  # the classifier a head-only fine-tuning phase trains
+    assert isinstance(head, nn.Linear) and head.out_features == classes
     F.cross_entropy(out, torch.tensor([0, 1])).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     assert head.weight.grad.abs().sum() > 0
@@ -177,7 +177,7 @@ def test_parameter_counts_of_the_preset_models():
     # Report 004's phase 1: everything frozen but the 100-class head.
     for p in model.parameters():
         p.requires_grad_(False)
-    for p in head_of(model).parameters():
+    for p in model.head.parameters():
         p.requires_grad_(True)
     assert count_parameters(model) == (PRESET_PARAMS[("resnet50", 100, 32)], 2048 * 100 + 100)
 

@@ -9,15 +9,8 @@ from textual.app import App, ComposeResult
 from textual.widgets import Input, Select, Switch
 
 from engine.config import Experiment, all_keys, flatten, parse_value
-from tui.widgets.config_form import (
-    CHANGED_MARK,
-    ConfigForm,
-    describe_bounds,
-    field_specs,
-    inline_toml,
-    locate_problems,
-    spec_for,
-)
+from engine.schema import describe_bounds, field_specs, inline_toml, locate_problems, spec_for
+from tui.widgets.config_form import CHANGED_MARK, ConfigForm
 
 SIZE = (80, 24)
 
@@ -255,3 +248,25 @@ async def test_lists_and_phases_are_edited_as_toml():
         assert form.experiment.train.phases[0].train == "head"
         await type_into(pilot, form, "train.phases", "[{epochs = 4, lr = 0}]")
         assert form.errors["train.phases"].startswith("[0].lr:")
+
+
+async def test_the_learning_rate_is_marked_unused_while_phases_set_their_own():
+    phased = Experiment.model_validate(
+        {"train": {"epochs": 3, "phases": [{"epochs": 1, "train": "head", "lr": 1e-3}, {"epochs": 2, "lr": 1e-4}]}}
+    )
+    app = FormApp(phased)
+    async with app.run_test(size=SIZE) as pilot:
+        form = app.query_one(ConfigForm)
+        await focus_field(pilot, form, "optim.momentum")  # builds the optim tab
+        row = form.row("optim.lr")
+        assert form.unused == {"optim.lr": "not used: the phases set their own lr"}
+        assert row.has_class("unused") and row.editor.disabled
+        assert "not used: the phases set their own lr" in str(row.query_one(".field-note").render())
+        assert not form.row("optim.momentum").has_class("unused")
+
+        await type_into(pilot, form, "train.phases", "")  # no phases: optim.lr is the lr again
+        await type_into(pilot, form, "train.epochs", "3")
+        assert form.experiment is not None and form.experiment.train.phases == []
+        assert form.unused == {}
+        assert not row.has_class("unused") and not row.editor.disabled
+        assert "not used" not in str(row.query_one(".field-note").render())

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from engine.config import ARCHS, ConfigError, ModelConfig
+from engine.config import ConfigError, ModelConfig, input_size_problem
 from engine.models.alexnet import AlexNet
 from engine.models.backbone import BackboneNet
 from engine.models.init import initialise
@@ -19,7 +19,7 @@ from engine.models.mobilenet import MobileNet
 from engine.models.simplecnn import SimpleCNN
 from engine.models.weights import WeightsUnavailable, load_weights
 
-__all__ = ["BUILDERS", "WeightsUnavailable", "build_model", "count_parameters", "head_of"]
+__all__ = ["BUILDERS", "WeightsUnavailable", "build_model", "count_parameters"]
 
 
 def uses_imagenet(cfg: ModelConfig) -> bool:
@@ -34,7 +34,12 @@ def _backbone(cfg: ModelConfig, n: int, size: int, c: int) -> nn.Module:
     if size >> halvings < 1:
         most = size.bit_length() - 1
         raise ConfigError(
-            [("model.backbone_channels", f"{halvings} conv layers halve the image {halvings} times; {size} pixels allow at most {most}")]
+            [
+                (
+                    "model.backbone_channels",
+                    f"{halvings} conv layers halve the image {halvings} times; {size} pixels allow at most {most}",
+                )
+            ]
         )
     return BackboneNet(n, cfg.backbone_channels, cfg.backbone_k, cfg.conv_dropout, cfg.dropout)
 
@@ -66,12 +71,9 @@ def build_model(cfg: ModelConfig, num_classes: int, image_size: int, in_channels
 
     Raises ConfigError when the images do not suit the architecture, WeightsUnavailable when the
     weights cannot be had or do not fit."""
-    expects = ARCHS[cfg.arch]["input"]
-    if expects is not None and image_size != expects:
-        given = f"{image_size}x{image_size}"
-        raise ConfigError(
-            [("data.image_size", f"{cfg.arch} takes {expects}x{expects} images but the data gives {given}; set data.image_size = {expects}")]
-        )
+    problem = input_size_problem(cfg.arch, image_size)
+    if problem:
+        raise ConfigError([("data.image_size", problem)])
     model = BUILDERS[cfg.arch](cfg, num_classes, image_size, in_channels)
     # Pretrained layers keep their weights: only the new head is initialised.
     initialise(model.head if uses_imagenet(cfg) else model, cfg.init)
@@ -84,12 +86,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameter counts; shared parameters count once."""
     params = list(model.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
-
-
-def head_of(model: nn.Module) -> nn.Module:
-    """The final classifier, the part a head-only fine-tuning phase trains."""
-    head = getattr(model, "head", None)
-    if not isinstance(head, nn.Module):
-        raise TypeError(f"{type(model).__name__} has no `head` module")
-    return head
-

@@ -1,27 +1,21 @@
-"""The experiment form, generated from engine.config's pydantic models.
+"""The experiment form, generated from engine.config's pydantic models through engine.schema.
 
-Every section of `Experiment` becomes a tab and every field a row: its title, an editor chosen
-from the field's type (bool → Switch, Literal → Select, numbers and text → Input, lists and
-tuples → an Input holding TOML), the field's description with the bounds read from its
-metadata, and the problem pydantic reports for it. Nothing here names a field, a range or a
-choice: add a field to engine/config.py and it appears in the form.
+Every section of `Experiment` becomes a tab and every field a row: its title, an editor of the
+kind engine.schema gives the field (bool → Switch, Literal → Select, numbers and text → Input,
+lists and tuples → an Input holding TOML), its help with the bounds, and the problem pydantic
+reports for it. This module only builds widgets: what a field is, its bounds, its choices and
+their titles are read in engine.schema, so a field added to engine/config.py appears here.
 
 Each edit rebuilds the candidate dict and runs engine.config.validate_experiment on it, so the
-form shows exactly what the engine would refuse, cross-field rules included. A tab's rows are
+form shows exactly what the engine would refuse, cross-field rules included; a field the
+experiment does not use (engine.config.unused_fields) is dimmed and says why. A tab's rows are
 built the first time the tab is shown: the editor opens at once.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import types
-from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any
 
-from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
@@ -29,213 +23,27 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
-from engine.config import ARCHS, DATASETS, ConfigError, Experiment, all_keys, flatten, parse_value, validate_experiment
+from engine.config import ConfigError, Experiment, flatten, unused_fields, validate_experiment
+from engine.schema import FieldSpec, field_specs, locate_problems, sections
 
 CHANGED_MARK = "●"
 
-# Choice fields whose values engine.config also describes in a table: the option label shows it.
-OPTION_TITLES: dict[str, dict[str, dict[str, Any]]] = {"data.dataset": DATASETS, "model.arch": ARCHS}
 
-
-# --- what a field is, read from its FieldInfo ------------------------------------------------
-
-
-def _strip_optional(annotation: Any) -> tuple[Any, bool]:
-    """`int | None` → (int, True); anything else → (it, False)."""
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) < len(get_args(annotation)):
-            return (args[0] if len(args) == 1 else Union[tuple(args)]), True
-    return annotation, False
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One form field: which editor it gets and how its text becomes a candidate value."""
-
-    key: str  # "optim.lr"
-    info: FieldInfo
-    kind: str  # switch, select, number, integer, text, value
-    optional: bool
-    choices: tuple[Any, ...] = ()
-    is_list: bool = False
-
-    @property
-    def section(self) -> str:
-        return self.key.partition(".")[0]
-
-    @property
-    def name(self) -> str:
-        return self.key.partition(".")[2]
-
-    @property
-    def widget_id(self) -> str:
-        return "field-" + self.key.replace(".", "-")
-
-    @property
-    def title(self) -> str:
-        return self.info.title or self.name.replace("_", " ").capitalize()
-
-    def help_text(self) -> str:
-        parts = [self.info.description or ""]
-        bounds = describe_bounds(self.info)
-        if bounds:
-            parts.append(f"[{bounds}]")
-        if self.kind == "value":
-            parts.append(value_hint(self.info.annotation))
-        if self.optional and "empty" not in (self.info.description or ""):
-            parts.append("(may be empty)")
-        return " ".join(p for p in parts if p)
-
-    def to_text(self, value: Any) -> str:
-        """The editor's text for a value (Input kinds only)."""
-        if value is None:
-            return ""
-        if self.kind in ("number", "integer"):
-            return repr(value) if isinstance(value, float) else str(value)
-        if self.kind == "text":
-            return str(value)
-        return inline_toml(value)
-
-    def parse(self, raw: Any) -> Any:
-        """The editor's raw value → what goes into the candidate dict for pydantic to judge."""
-        if self.kind == "switch":
-            return bool(raw)
-        if self.kind == "select":
-            return None if raw is Select.NULL else raw
-        text = str(raw)
-        if self.kind != "text":
-            text = text.strip()
-        if text == "":
-            if self.optional:
-                return None
-            return [] if self.is_list else ""
-        if self.kind in ("number", "integer", "text"):
-            return text  # pydantic parses numbers from text and words its own message
-        value = parse_value(text)
-        if self.is_list and not isinstance(value, list):
-            # Let "150, 200" mean the list [150, 200].
-            wrapped = parse_value(f"[{text}]")
-            if isinstance(wrapped, list):
-                value = wrapped
-        return value
-
-
-def spec_for(key: str, info: FieldInfo) -> FieldSpec:
-    annotation, optional = _strip_optional(info.annotation)
-    origin = get_origin(annotation)
-    if annotation is bool:
-        if optional:
-            return FieldSpec(key, info, "select", True, (True, False))
-        return FieldSpec(key, info, "switch", False)
-    if origin is Literal:
-        return FieldSpec(key, info, "select", optional, get_args(annotation))
-    if annotation is int:
-        return FieldSpec(key, info, "integer", optional)
-    if annotation is float:
-        return FieldSpec(key, info, "number", optional)
-    if annotation is str:
-        return FieldSpec(key, info, "text", optional)
-    return FieldSpec(key, info, "value", optional, is_list=origin in (list, tuple))
-
-
-def field_specs() -> list[FieldSpec]:
-    """Every field of engine.config, in form order."""
-    return [spec_for(key, info) for key, info in all_keys()]
-
-
-def describe_bounds(info: FieldInfo) -> str:
-    """`Gt(0), Le(10)` → "> 0, ≤ 10"; read from the field, never written here."""
-    words = []
-    for m in info.metadata:
-        if isinstance(m, Gt):
-            words.append(f"> {_number(m.gt)}")
-        elif isinstance(m, Ge):
-            words.append(f"≥ {_number(m.ge)}")
-        elif isinstance(m, Lt):
-            words.append(f"< {_number(m.lt)}")
-        elif isinstance(m, Le):
-            words.append(f"≤ {_number(m.le)}")
-        elif isinstance(m, MinLen):
-            words.append(f"at least {m.min_length} character{'s' if m.min_length > 1 else ''}")
-        elif isinstance(m, MaxLen):
-            words.append(f"at most {m.max_length} characters")
-    return ", ".join(words)
-
-
-def _number(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def value_hint(annotation: Any) -> str:
-    """How to type a list or tuple field, from its annotation."""
-    annotation, _ = _strip_optional(annotation)
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is tuple and args and args[-1] is not Ellipsis:
-        return f"TOML list of {len(args)} numbers, e.g. [{', '.join(['0.5'] * len(args))}]"
-    if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-        names = ", ".join(f"{n} = …" for n in args[0].model_fields)
-        return f"TOML list of tables, e.g. [{{{names}}}]"
-    return "TOML list, e.g. [1, 2]"
-
-
-def inline_toml(value: Any) -> str:
-    """A value as TOML inline syntax that engine.config.parse_value reads back."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # JSON's escapes are valid in a TOML basic string
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {inline_toml(v)}" for k, v in value.items() if v is not None) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(inline_toml(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def sections() -> list[tuple[str, str]]:
-    """(section name, tab title) in the model's order."""
-    return [(name, f.title or name.capitalize()) for name, f in Experiment.model_fields.items()]
-
-
-def locate_problems(problems: list[tuple[str, str]], keys: set[str]) -> dict[str, str]:
-    """ConfigError problems → {field key (or section, or "" for the whole experiment): message}.
-
-    "data.mean.1" belongs to data.mean (the tail goes into the message); a section's own rule
-    ("model": "backbone_channels and backbone_k ...") goes to the first field its message names.
-    """
-    out: dict[str, str] = {}
-    for loc, msg in problems:
-        parts = loc.split(".") if loc else []
-        where = ""
-        if len(parts) >= 2 and ".".join(parts[:2]) in keys:
-            where = ".".join(parts[:2])
-            tail = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts[2:]).lstrip(".")
-            if tail:
-                msg = f"{tail}: {msg}"
-        elif parts:
-            where = parts[0]
-            named = [
-                (m.start(), f"{where}.{name}")
-                for name in (k.partition(".")[2] for k in keys if k.startswith(where + "."))
-                for m in [re.search(rf"\b{re.escape(name)}\b", msg)]
-                if m
-            ]
-            if named:
-                where = min(named)[1]
-        out[where] = f"{out[where]}; {msg}" if where in out else msg
-    return out
+def widget_id(spec: FieldSpec) -> str:
+    return "field-" + spec.key.replace(".", "-")
 
 
 # --- the widgets -----------------------------------------------------------------------------
 
 
 class FieldRow(Widget):
-    """Title and editor on one line; below them the help text, and the problem when there is one."""
+    """Title and editor on one line; below them the help text, and the problem when there is one.
+    A field the experiment does not use is dimmed, its editor disabled, its note saying why."""
 
     DEFAULT_CSS = """
-    FieldRow { layout: grid; grid-size: 2; grid-columns: 28 1fr; grid-rows: auto; height: auto; margin-bottom: 1; }
+    FieldRow {
+        layout: grid; grid-size: 2; grid-columns: 28 1fr; grid-rows: auto; height: auto; margin-bottom: 1;
+    }
     FieldRow .field-title { width: 100%; padding-right: 1; }
     FieldRow .field-note { column-span: 2; padding-left: 2; color: $text-muted; }
     FieldRow .switch-line { height: auto; }
@@ -244,33 +52,36 @@ class FieldRow(Widget):
     FieldRow.changed .field-title { color: $text-warning; text-style: bold; }
     FieldRow.invalid .field-title { color: $text-error; text-style: bold; }
     FieldRow.invalid .field-editor { background: $error 20%; }
+    FieldRow.unused .field-title { color: $text-disabled; }
     """
 
     def __init__(self, spec: FieldSpec, raw: Any) -> None:
-        super().__init__(id=f"row-{spec.widget_id}")
+        super().__init__(id=f"row-{widget_id(spec)}")
         self.spec = spec
         self.raw = raw  # the editor's value when mounted (Select/Switch value, or Input text)
         self._shown: tuple[Any, ...] | None = None
         self.error: str | None = None
+        self.unused: str | None = None  # why the experiment does not read this field
 
     def compose(self) -> ComposeResult:
         yield Label(self._title(False), classes="field-title")
-        spec = self.spec
+        spec, editor_id = self.spec, widget_id(self.spec)
         if spec.kind == "switch":
             # The switch's state in words too, for terminals that show its colours poorly.
             with Horizontal(classes="switch-line"):
-                yield Switch(value=bool(self.raw), id=spec.widget_id, classes="field-editor")
+                yield Switch(value=bool(self.raw), id=editor_id, classes="field-editor")
                 yield Label("", classes="switch-state")
         elif spec.kind == "select":
-            titles = OPTION_TITLES.get(spec.key, {})
-            options = [(self._option_label(c, titles), c) for c in spec.choices]
-            yield Select(options, value=self.raw, allow_blank=spec.optional, compact=True, id=spec.widget_id, classes="field-editor")
+            options = [(spec.option_label(c), c) for c in spec.choices]
+            yield Select(
+                options, value=self.raw, allow_blank=spec.optional, compact=True, id=editor_id, classes="field-editor"
+            )
         else:
             yield Input(
                 value=self.raw,
                 placeholder="empty" if spec.optional else "",
                 compact=True,
-                id=spec.widget_id,
+                id=editor_id,
                 classes="field-editor",
                 select_on_focus=False,
             )
@@ -281,35 +92,32 @@ class FieldRow(Widget):
 
     def _note(self) -> Text:
         note = Text(self.spec.help_text())
+        if self.unused:
+            note.append(f"\n⊘ {self.unused}", style="italic")
         if self.error:
             note.append(f"\n✗ {self.error}", style="bold red")
         return note
 
-    @staticmethod
-    def _option_label(choice: Any, titles: dict[str, dict[str, Any]]) -> str:
-        if isinstance(choice, bool):
-            return "on" if choice else "off"
-        title = titles.get(choice, {}).get("title")
-        return f"{choice} · {title}" if title else str(choice)
-
     @property
     def editor(self) -> Widget:
-        return self.query_one(f"#{self.spec.widget_id}")
+        return self.query_one(f"#{widget_id(self.spec)}")
 
     def set_raw(self, raw: Any) -> None:
         self.raw = raw
         if self.is_mounted:
             self.editor.value = raw  # type: ignore[attr-defined]
 
-    def show(self, error: str | None, changed: bool) -> None:
+    def show(self, error: str | None, changed: bool, unused: str | None = None) -> None:
         # Called for every row after every keystroke: touch the DOM only when something differs.
-        state = (error, changed, self.raw if self.spec.kind == "switch" else None)
+        state = (error, changed, unused, self.raw if self.spec.kind == "switch" else None)
         if state == self._shown or not self.is_mounted:
             return
         self._shown = state
-        self.error = error
+        self.error, self.unused = error, unused
         self.set_class(error is not None, "invalid")
         self.set_class(changed, "changed")
+        self.set_class(unused is not None, "unused")
+        self.editor.disabled = unused is not None
         self.query_one(".field-title", Label).update(self._title(changed))
         if self.spec.kind == "switch":
             self.query_one(".switch-state", Label).update("on" if self.raw else "off")
@@ -317,7 +125,8 @@ class FieldRow(Widget):
 
     def on_mount(self) -> None:
         form = self.query_ancestor(ConfigForm)
-        self.show(form.errors.get(self.spec.key), self.spec.key in form.changed)
+        key = self.spec.key
+        self.show(form.errors.get(key), key in form.changed, form.unused.get(key))
 
 
 class ConfigForm(Widget):
@@ -352,10 +161,11 @@ class ConfigForm(Widget):
         self.specs = field_specs()
         self.keys = [s.key for s in self.specs]
         self._spec = {s.key: s for s in self.specs}
-        self._by_widget_id = {s.widget_id: s.key for s in self.specs}
+        self._by_widget_id = {widget_id(s): s.key for s in self.specs}
         self.experiment: Experiment | None = base
         self.errors: dict[str, str] = {}
         self.changed: set[str] = set()
+        self.unused: dict[str, str] = {}  # fields the experiment does not read, and why
         self.raw: dict[str, Any] = {}
         self._rows: dict[str, FieldRow] = {}
         self._built: set[str] = set()
@@ -420,7 +230,8 @@ class ConfigForm(Widget):
         """The form's values as the nested dict validate_experiment takes."""
         data: dict[str, dict[str, Any]] = {section: {} for section, _ in sections()}
         for spec in self.specs:
-            data[spec.section][spec.name] = spec.parse(self.raw[spec.key])
+            raw = self.raw[spec.key]
+            data[spec.section][spec.name] = spec.parse(None if raw is Select.NULL else raw)
         return data
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -449,6 +260,7 @@ class ConfigForm(Widget):
         try:
             self.experiment = validate_experiment(data)
             self.errors = {}
+            self.unused = unused_fields(self.experiment)
         except ConfigError as err:
             self.experiment = None
             self.errors = locate_problems(err.problems, set(self.keys))
@@ -475,7 +287,7 @@ class ConfigForm(Widget):
 
     def _show(self) -> None:
         for key, row in self._rows.items():
-            row.show(self.errors.get(key), key in self.changed)
+            row.show(self.errors.get(key), key in self.changed, self.unused.get(key))
         if not self.is_mounted:
             return
         tabs = self.query_one(TabbedContent)
