@@ -55,6 +55,7 @@ class RunResult:
     state: str
     summary: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    bad_input: bool = False  # failed because its input cannot train (data, weights, device, config), not in training
 
 
 class _Diverged(Exception):
@@ -124,7 +125,7 @@ class _Training:
         try:
             return self._train()
         except (DatasetMissing, WeightsUnavailable, DeviceUnavailable, ConfigError, ckpt.CheckpointError, _UserError) as err:
-            return self._end_failed(str(err))
+            return self._end_failed(str(err), bad_input=True)
         except torch.OutOfMemoryError:
             return self._end_failed(
                 f"out of memory at batch size {self.exp.train.batch_size}: lower train.batch_size "
@@ -134,10 +135,10 @@ class _Training:
             (self.folder.path / "error.log").write_text(traceback.format_exc())
             return self._end_failed(f"{type(err).__name__}: {err} (details in {self.folder.path / 'error.log'})")
 
-    def _end_failed(self, message: str) -> RunResult:
+    def _end_failed(self, message: str, bad_input: bool = False) -> RunResult:
         self.folder.write_status("failed", message=message)
         self.emit(RunFailed(message))
-        return RunResult(self.folder, "failed", message=message)
+        return RunResult(self.folder, "failed", message=message, bad_input=bad_input)
 
     def _train(self) -> RunResult:
         exp, t = self.exp, self.exp.train
