@@ -445,7 +445,7 @@ def describe_errors(err: ValidationError) -> list[tuple[str, str]]:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
-        if e["type"] == "extra_forbidden":
+        if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a dataclass's
             msg = f"unknown key; {_known_keys_hint(e['loc'])}"
         elif e["type"] == "literal_error":
             msg = "must be one of " + e.get("ctx", {}).get("expected", "").replace("'", "")

@@ -15,6 +15,7 @@ No torch here: `cnnlab presets` and the console's first screen stay fast.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,25 +25,11 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.config import ConfigError, Experiment, describe_errors, validate_experiment
-from engine.preset_files import builtin_path, builtin_sources, user_files
+from engine.preset_files import REFERENCE_KEYS, Reference, preset_files
 from engine.runs import atomic_write_text, safe_name
 from engine.sweep import METRICS, plan_trials
 
 SECTIONS = tuple(Experiment.model_fields)  # data, augment, model, optim, schedule, train
-
-class Reference(BaseModel):
-    """The report's figures for this recipe; accuracies are fractions (0.6069, not 60.69)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: int | None = Field(None, ge=1)
-    train_loss: float | None = Field(None, ge=0.0)
-    train_acc: float | None = Field(None, ge=0.0, le=1.0)
-    val_loss: float | None = Field(None, ge=0.0)
-    val_acc: float | None = Field(None, ge=0.0, le=1.0)
-    test_loss: float | None = Field(None, ge=0.0)
-    test_acc: float | None = Field(None, ge=0.0, le=1.0)
-    note: str = ""
 
 
 class RandomRange(BaseModel):
@@ -64,6 +51,15 @@ class SweepSpec(BaseModel):
     metric: Literal[METRICS] = "val_acc"  # type: ignore[valid-type]
     seed: int = Field(0, ge=0)
 
+    @property
+    def varied(self) -> list[str]:
+        """The fields the sweep varies, grid first."""
+        return [*self.grid, *self.random]
+
+    def ranges(self) -> dict[str, dict[str, Any]]:
+        """The random search as engine.sweep.plan_trials takes it."""
+        return {key: r.model_dump() for key, r in self.random.items()}
+
 
 class PresetMeta(BaseModel):
     """Everything in a preset file besides the experiment sections."""
@@ -75,7 +71,7 @@ class PresetMeta(BaseModel):
     report: str = ""
     notes: list[str] = []
     based_on: str = ""
-    reference: Reference = Field(default_factory=Reference)
+    reference: Reference | None = None
     sweep: SweepSpec | None = None
 
     @field_validator("name")
@@ -90,12 +86,11 @@ class Preset:
     description: str
     report: str
     notes: list[str]
-    reference: dict[str, float]  # epochs, train_loss, train_acc, val_loss, val_acc, test_loss, test_acc (those the report gives)
     experiment: Experiment
     source: Path
     user: bool
-    sweep: dict | None  # {"grid": {...}, "random": {...}, "trials": N, "metric": "val_acc", "seed": 0}
-    reference_note: str = ""
+    reference: Reference | None = None  # None: the file has no [reference] table
+    sweep: SweepSpec | None = None
     based_on: str = ""
 
     # What the picker lists, as engine.preset_files.PresetCard has it before validation.
@@ -106,6 +101,10 @@ class Preset:
     @property
     def dataset(self) -> str:
         return self.experiment.data.dataset
+
+    @property
+    def varied(self) -> list[str]:
+        return self.sweep.varied if self.sweep is not None else []
 
 
 @dataclass
@@ -148,19 +147,16 @@ def parse_preset(text: str, source: Path, *, user: bool = False) -> Preset:
         problems += _sweep_problems(meta.sweep, exp)
     if problems or meta is None or exp is None:
         raise ConfigError(problems, str(source))
-    ref = meta.reference.model_dump(exclude_none=True)
-    note = ref.pop("note", "")
     return Preset(
         name=meta.name,
         description=meta.description,
         report=meta.report,
         notes=list(meta.notes),
-        reference=ref,
         experiment=exp,
         source=source,
         user=user,
-        sweep=meta.sweep.model_dump() if meta.sweep is not None else None,
-        reference_note=note,
+        reference=meta.reference,
+        sweep=meta.sweep,
         based_on=meta.based_on,
     )
 
@@ -169,19 +165,20 @@ def _meta_problem(loc: str, msg: str) -> tuple[str, str]:
     if msg.startswith("unknown key"):
         parent = loc.rsplit(".", 1)[0] if "." in loc else ""
         if parent == "reference":
-            msg = "unknown key; known keys: " + ", ".join(Reference.model_fields)
+            msg = "unknown key; known keys: " + ", ".join(REFERENCE_KEYS)
         elif parent == "sweep":
             msg = "unknown key; known keys: " + ", ".join(SweepSpec.model_fields)
         elif parent.startswith("sweep.random."):
             msg = "unknown key; a random range holds " + ", ".join(RandomRange.model_fields)
         elif not parent:
-            msg = "unknown key; a preset holds " + ", ".join(PresetMeta.model_fields) + " and the sections " + ", ".join(SECTIONS)
+            held, sections = ", ".join(PresetMeta.model_fields), ", ".join(SECTIONS)
+            msg = f"unknown key; a preset holds {held} and the sections {sections}"
     return loc, msg
 
 
 def _sweep_problems(spec: SweepSpec, exp: Experiment) -> list[tuple[str, str]]:
     try:
-        plan_trials(exp, grid=spec.grid, random={k: v.model_dump() for k, v in spec.random.items()}, trials=spec.trials, seed=spec.seed)
+        plan_trials(exp, grid=spec.grid, random=spec.ranges(), trials=spec.trials, seed=spec.seed)
     except ConfigError as err:
         return [(f"sweep: {loc}" if loc else "sweep", msg) for loc, msg in err.problems]
     return []
@@ -200,20 +197,17 @@ def load_presets(user_dir: Path | None = None) -> tuple[list[Preset], list[Prese
             problems.extend(PresetProblem(source, f"{loc}: {msg}" if loc else msg) for loc, msg in err.problems)
             return
         if p.name in seen:
-            problems.append(PresetProblem(source, f"name: {p.name!r} is already the name of {seen[p.name]}; rename one of them"))
+            why = f"name: {p.name!r} is already the name of {seen[p.name]}; rename one of them"
+            problems.append(PresetProblem(source, why))
             return
         seen[p.name] = source
         presets.append(p)
 
-    for filename, text in builtin_sources():
-        add(text, builtin_path(filename), user=False)
-    for path in user_files(user_dir):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            problems.append(PresetProblem(path, f"cannot read: {err}"))
-            continue
-        add(text, path, user=True)
+    for f in preset_files(user_dir):
+        if f.text is None:
+            problems.append(PresetProblem(f.path, f"cannot read: {f.error}"))
+        else:
+            add(f.text, f.path, f.user)
     return presets, problems
 
 
@@ -287,19 +281,21 @@ def preset_toml(
     description: str = "",
     report: str = "",
     notes: list[str] | None = None,
-    reference: dict[str, Any] | None = None,
+    reference: Reference | None = None,
     based_on: str = "",
 ) -> str:
     doc: dict[str, Any] = {"name": name, "description": description, "report": report, "notes": list(notes or [])}
     if based_on:
         doc["based_on"] = based_on
-    if reference:
-        doc["reference"] = dict(reference)
+    if reference is not None:
+        doc["reference"] = {k: v for k, v in dataclasses.asdict(reference).items() if v is not None and v != ""}
     doc.update(exp.model_dump(mode="json", exclude_none=True))
     return tomli_w.dumps(doc)
 
 
-def save_user_preset(name: str, exp: Experiment, *, description: str = "", based_on: Preset | None = None, user_dir: Path) -> Path:
+def save_user_preset(
+    name: str, exp: Experiment, *, description: str = "", based_on: Preset | None = None, user_dir: Path
+) -> Path:
     """Write `<user_dir>/<name>.toml`. It keeps the original's report and reference numbers, so a run of
     the edited recipe is still shown beside the report it came from."""
     safe_name(name)
@@ -308,18 +304,13 @@ def save_user_preset(name: str, exp: Experiment, *, description: str = "", based
         raise ValueError(f"{name!r} is a built-in preset; choose another name for yours")
     user_dir = Path(user_dir)
     user_dir.mkdir(parents=True, exist_ok=True)
-    reference = None
-    if based_on is not None:
-        reference = dict(based_on.reference)
-        if based_on.reference_note:
-            reference["note"] = based_on.reference_note
     text = preset_toml(
         name,
         exp,
         description=description or (f"{based_on.description} (edited)" if based_on else "my preset"),
         report=based_on.report if based_on else "",
         notes=based_on.notes if based_on else [],
-        reference=reference,
+        reference=based_on.reference if based_on else None,
         based_on=based_on.name if based_on else "",
     )
     path = user_dir / f"{name}.toml"

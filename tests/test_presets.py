@@ -51,8 +51,8 @@ def test_every_builtin_preset_loads_without_problems():
         assert p.description
         if p.report:
             assert p.notes, f"{p.name}: a report's preset notes what the report left open"
-            assert p.reference.get("epochs"), f"{p.name}: reference numbers need the epoch they were measured at"
-        for key, value in p.reference.items():
+            assert p.reference.epochs, f"{p.name}: reference numbers need the epoch they were measured at"
+        for key, value in (p.reference.figures() if p.reference else {}).items():
             assert key in {"epochs", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"}
             if key.endswith("_acc"):
                 assert 0 <= value <= 1, f"{p.name}: {key} is a fraction"
@@ -71,18 +71,18 @@ def test_the_recipes_say_what_the_reports_say():
     assert sgd.schedule.milestones == [150, 200] and adamw.optim.name == "adamw" and sgd.model.init == "xavier_uniform"
 
     mix = BUILTIN["mobilenet-cifar100-mixup"]
-    assert mix.reference["test_acc"] == 0.6069 and mix.reference["val_acc"] == 0.6003
+    assert mix.reference.test_acc == 0.6069 and mix.reference.val_acc == 0.6003
     assert mix.experiment.augment.mixup_alpha == 0.2 and mix.experiment.data.val_split == 10000
     assert mix.experiment.data.mean == (0.4385, 0.4181, 0.3775)
-    assert BUILTIN["mobilenet-cifar100-lr"].sweep["grid"] == {"optim.lr": [0.5, 0.05, 0.01]}
-    assert BUILTIN["mobilenet-cifar100-wd"].sweep["grid"] == {"optim.weight_decay": [0.0005, 0.0001]}
+    assert BUILTIN["mobilenet-cifar100-lr"].sweep.grid == {"optim.lr": [0.5, 0.05, 0.01]}
+    assert BUILTIN["mobilenet-cifar100-wd"].sweep.grid == {"optim.weight_decay": [0.0005, 0.0001]}
 
     tiny = BUILTIN["alexnet-tinyimage10"]
     d = tiny.experiment.data
     assert (d.dataset, d.classes, d.image_size, d.test_split) == ("tiny-imagenet", 10, 64, 0.1)
     # 0.8 / 0.1 / 0.1: both splits are fractions of the same 5,000 training images (engine.data)
     assert d.val_split == 0.1 and d.mean == (0.485, 0.456, 0.406)
-    assert len(plan_trials(tiny.experiment, grid=tiny.sweep["grid"])) == 12
+    assert len(plan_trials(tiny.experiment, grid=tiny.sweep.grid)) == 12
 
     bb = BUILTIN["backbone-cifar10"].experiment
     assert bb.model.backbone_channels == [[3, 128, 256], [256, 512, 1028]] and bb.optim.grad_clip == 0.1
