@@ -233,7 +233,7 @@ async def test_save_as_writes_a_user_preset_that_the_picker_lists(app: CnnlabApp
         assert path.exists()
         saved = {p.name: p for p in load_presets(user_dir)[0]}["shapes-fast"]
         assert saved.user and saved.experiment.optim.lr == 0.3
-        assert saved.reference["val_acc"] == 0.4594  # the report's numbers stay beside the edited recipe
+        assert saved.reference.val_acc == 0.4594  # the report's numbers stay beside the edited recipe
         assert edit.preset.name == "shapes-fast" and edit.form.changed == set()
 
         await pilot.press("escape")

@@ -31,6 +31,7 @@ from engine.events import (
     RunStarted,
     RunStopped,
 )
+from engine.preset_files import Reference
 from engine.presets import Preset
 from engine.runs import RunFolder
 from tests.tiny import tiny_experiment
@@ -157,7 +158,7 @@ def demo_preset() -> Preset:
         description="demo",
         report="",
         notes=[],
-        reference={"epochs": 30, "val_acc": 0.9012, "train_acc": 0.95},
+        reference=Reference(epochs=30, val_acc=0.9012, train_acc=0.95),
         experiment=exp,
         source=Path("shapes-demo.toml"),
         user=False,

@@ -33,8 +33,8 @@ NAME_WIDTH = 30  # the longest built-in name fits; with the other columns the ta
 
 def headline(preset: Preset | PresetCard) -> str:
     """The report's headline figure: test accuracy, else validation, else training ("60.7% test @300")."""
-    ref = preset.reference
-    epochs = ref.get("epochs")
+    ref = preset.reference.figures() if preset.reference else {}
+    epochs = preset.reference.epochs if preset.reference else None
     at = f" @{int(epochs)}" if epochs else ""
     for key, word in (("test_acc", "test"), ("val_acc", "val"), ("train_acc", "train")):
         if ref.get(key) is not None:
@@ -66,13 +66,13 @@ def describe(preset: Preset | PresetCard) -> Text:
     if preset.user:
         out.append(f"  {USER_MARK} yours ({preset.source.name} in your presets folder)", style="yellow")
     out.append(f"\n{preset.description}\n" if preset.description else "\n")
-    ref = preset.reference
+    ref = preset.reference.figures() if preset.reference else {}
     figures = [
         f"{label} {100 * ref[key]:.2f}%" for key, label in (("train_acc", "train"), ("val_acc", "val"), ("test_acc", "test")) if key in ref
     ] + [f"{label} {ref[key]:.3f}" for key, label in (("train_loss", "train loss"), ("val_loss", "val loss")) if key in ref]
     report = f"report {preset.report}" if preset.report else "no report"
     if figures:
-        epochs = f" after {int(ref['epochs'])} epochs" if ref.get("epochs") else ""
+        epochs = f" after {int(preset.reference.epochs)} epochs" if preset.reference.epochs else ""
         out.append(f"{report}: {', '.join(figures)}{epochs}\n", style="cyan")
     else:
         out.append(f"{report}\n", style="cyan")
@@ -84,8 +84,8 @@ def describe(preset: Preset | PresetCard) -> Text:
             f"{exp.train.epochs} epochs · batch {exp.train.batch_size}\n",
             style="dim",
         )
-    if preset.sweep:
-        varied = ", ".join([*preset.sweep.get("grid", {}), *preset.sweep.get("random", {})])
+    if preset.varied:
+        varied = ", ".join(preset.varied)
         out.append(f"sweep over {varied} (cnnlab sweep {preset.name})\n", style="dim")
     for note in preset.notes:
         out.append(f"• {note}\n")

@@ -507,7 +507,8 @@ class RunScreen(Screen):
         if self.latest_dirty:
             self.latest_dirty = False
             self.query_one("#latest", Static).update(latest_table(self.rows, self.last_ips), layout=False)
-            reference = self.preset.reference if self.preset else None
+            ref = self.preset.reference if self.preset else None
+            reference = {**ref.figures(), "epochs": ref.epochs} if ref else None
             self.query_one("#run-reference", Static).update(reference_line(reference, self.rows, self.summary))
         now = time.monotonic()
         if self.charts_dirty and (epoch_news or now - self._charts_fed_at >= CHART_EVERY_S):
