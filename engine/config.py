@@ -14,15 +14,21 @@ from typing import Annotated, Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# Facts about the datasets that validation and a dry run need without loading anything.
+# Facts about the datasets that validation and a dry run need without loading anything;
+# train_images: the training set before any split (None: a folder's own count).
 DATASETS: dict[str, dict[str, Any]] = {
-    "shapes": {"title": "Shapes (generated, no download)", "classes": 10, "size": 32, "channels": 3},
-    "cifar10": {"title": "CIFAR-10", "classes": 10, "size": 32, "channels": 3},
-    "cifar100": {"title": "CIFAR-100", "classes": 100, "size": 32, "channels": 3},
-    "tiny-imagenet": {
-        "title": "Tiny ImageNet (tiny-imagenet-200)", "classes": 200, "size": 64, "channels": 3,
+    "shapes": {
+        "title": "Shapes (generated, no download)", "classes": 10, "size": 32, "channels": 3, "train_images": 6000,
     },
-    "folder": {"title": "Image folder (root/train/<class>/*)", "classes": None, "size": None, "channels": 3},
+    "cifar10": {"title": "CIFAR-10", "classes": 10, "size": 32, "channels": 3, "train_images": 50000},
+    "cifar100": {"title": "CIFAR-100", "classes": 100, "size": 32, "channels": 3, "train_images": 50000},
+    "tiny-imagenet": {
+        "title": "Tiny ImageNet (tiny-imagenet-200)", "classes": 200, "size": 64, "channels": 3, "train_images": 100000,
+    },
+    "folder": {
+        "title": "Image folder (root/train/<class>/*)", "classes": None, "size": None, "channels": 3,
+        "train_images": None,
+    },
 }
 
 # Architectures and the input size each was written for (None: any size).

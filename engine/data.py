@@ -29,7 +29,7 @@ from engine.datasets import cache, shapes
 from engine.datasets.decoded import Decoded, channel_stats
 from engine.datasets.errors import DatasetMissing, DatasetUnusable
 
-__all__ = ["DatasetMissing", "DatasetUnusable", "Split", "Splits", "describe", "load_splits"]
+__all__ = ["DatasetMissing", "DatasetUnusable", "Split", "Splits", "describe", "load_splits", "split_sizes"]
 
 CACHE_FOLDER = ".cnnlab-cache"
 
@@ -74,10 +74,8 @@ def load_splits(cfg: DataConfig, *, cache_dir: Path | None = None) -> Splits:
     if cfg.train_subset is not None:
         order = order[: cfg.train_subset]
     n = len(order)
-    n_test = _count(cfg.test_split, n) if cfg.test_split > 0 else 0
     own_val = decoded.val is not None and cfg.val_split > 0
-    n_val = _count(cfg.val_split, n) if cfg.val_split > 0 and not own_val else 0
-    n_train = n - n_val - n_test
+    n_train, n_val, n_test = split_sizes(cfg, n, own_val)
     if n_train < 1:
         raise DatasetUnusable(
             f"data.val_split ({cfg.val_split:g}) and data.test_split ({cfg.test_split:g}) take {n_val + n_test} of the "
@@ -129,6 +127,14 @@ def decode(cfg: DataConfig, *, cache_dir: Path | None = None) -> Decoded:
         return src.decode()
     where = Path(cache_dir) if cache_dir is not None else src.root / CACHE_FOLDER
     return cache.load_or_decode(cache.entry_path(where, cfg.dataset, src.settings, src.root, src.files), src.decode)
+
+
+def split_sizes(cfg: DataConfig, n: int, own_val: bool = False) -> tuple[int, int, int]:
+    """(train, val, test) images of n training images under data.val_split and data.test_split;
+    no validation split when the data ships its own (own_val). No torch: the bench sizes an epoch by it."""
+    n_test = _count(cfg.test_split, n) if cfg.test_split > 0 else 0
+    n_val = _count(cfg.val_split, n) if cfg.val_split > 0 and not own_val else 0
+    return n - n_val - n_test, n_val, n_test
 
 
 def _count(split: float, n: int) -> int:

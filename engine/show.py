@@ -1,9 +1,9 @@
-"""`cnnlab show RUN_DIR`: a run's figures beside its report's, per class, as a confusion heat table,
-and as test images with their true and predicted labels (report 002's views), drawn with rich.
+"""A run's results drawn with rich: its figures beside its report's, per class, as a confusion heat
+table, and as test images with their true and predicted labels (report 002's views); a sweep's table.
 
-The renderables are plain functions of the run folder's data so the console can reuse them:
-reference_table, per_class_table, confusion_table, render_thumbnail, examples_grid, sweep_table.
-No torch here, except `--checkpoint`, which evaluates a checkpoint through the trainer on demand.
+The renderables are plain functions of the run folder's data so that `cnnlab show` (engine/cli/show.py)
+and the console draw the same: reference_table, per_class_table, confusion_table, render_thumbnail,
+examples_grid, sweep_table, run_report. No torch here.
 """
 
 from __future__ import annotations
@@ -14,24 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from rich.columns import Columns
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
 from engine.config import Experiment
 from engine.evaluate import confused_pairs, worst_classes
-from engine.progress import pct
-from engine.runs import RunFolder, default_runs_dir, read_run, user_presets_dir
+from engine.formatting import STATE_STYLES, cli_pct
+from engine.formatting import metric as metric_text
+from engine.presets import find_preset
+from engine.runs import RunFolder, read_run, user_presets_dir
 
 FULL_MATRIX_MAX = 20  # above this many classes the matrix is summarised (worst classes, most-confused pairs)
 FIGURES = (("train_loss", "train loss"), ("train_acc", "train acc"), ("val_loss", "val loss"), ("val_acc", "val acc"), ("test_loss", "test loss"), ("test_acc", "test acc"))
-
-
-def _fmt(key: str, v: float | None) -> str:
-    if v is None:
-        return "-"
-    return pct(v) if key.endswith("_acc") else f"{v:.4f}"
 
 
 def _bar(frac: float | None, width: int = 20) -> Text:
@@ -60,7 +56,8 @@ def run_figures(metrics: list[dict[str, Any]], summary: dict[str, Any]) -> dict[
 
 def reference_table(preset, metrics: list[dict[str, Any]], summary: dict[str, Any]) -> Table:
     """The report's numbers (at the epoch they were measured) beside this run's (at its epoch)."""
-    ref = dict(getattr(preset, "reference", None) or {})
+    reference = getattr(preset, "reference", None)
+    ref = {**reference.figures(), "epochs": reference.epochs} if reference else {}
     mine = run_figures(metrics, summary)
     epochs_done = len(metrics) or summary.get("epochs_done", 0)
     title = f"this run vs report {preset.report.split('_')[0]}" if preset is not None and preset.report else "this run"
@@ -73,16 +70,16 @@ def reference_table(preset, metrics: list[dict[str, Any]], summary: dict[str, An
     for key, label in FIGURES:
         if mine.get(key) is None and ref.get(key) is None:
             continue
-        cells = [label, _fmt(key, mine.get(key))]
+        cells = [label, metric_text(key, mine.get(key))]
         if ref:
-            cells.append(_fmt(key, ref.get(key)))
+            cells.append(metric_text(key, ref.get(key)))
             cells.append(_difference(key, mine.get(key), ref.get(key)))
         table.add_row(*cells)
     best = summary.get("best_val_acc")
     if best is not None:
-        table.add_row("best val acc", f"{pct(best)} @{summary.get('best_epoch', '?')} ep", *([""] * (2 if ref else 0)))
-    if preset is not None and getattr(preset, "reference_note", ""):
-        table.caption = Text(preset.reference_note)
+        table.add_row("best val acc", f"{cli_pct(best)} @{summary.get('best_epoch', '?')} ep", *([""] * (2 if ref else 0)))
+    if reference is not None and reference.note:
+        table.caption = Text(reference.note)
     return table
 
 
@@ -109,7 +106,7 @@ def per_class_table(summary: dict[str, Any]) -> Table:
     table.add_column("images", justify="right", style="dim")
     for i, acc in enumerate(accs):
         n = sum(confusion[i]) if i < len(confusion) else None
-        table.add_row(Text(names[i] if i < len(names) else str(i)), pct(acc), _bar(acc), "" if n is None else str(n))
+        table.add_row(Text(names[i] if i < len(names) else str(i)), cli_pct(acc), _bar(acc), "" if n is None else str(n))
     return table
 
 
@@ -117,7 +114,7 @@ def _heat(share: float, diagonal: bool) -> Style:
     # Right answers shade to green, mistakes to red; the stronger, the larger the row's share.
     base = (28, 28, 28)
     top = (0, 150, 60) if diagonal else (190, 40, 40)
-    r, g, b = (round(lo + (hi - lo) * min(share, 1.0)) for lo, hi in zip(base, top))
+    r, g, b = (round(lo + (hi - lo) * min(share, 1.0)) for lo, hi in zip(base, top, strict=True))
     return Style(color="white", bgcolor=f"rgb({r},{g},{b})")
 
 
@@ -134,7 +131,7 @@ def confusion_table(summary: dict[str, Any]) -> RenderableType:
         worst.add_column("accuracy", justify="right")
         worst.add_column("")
         for name, acc in worst_classes(confusion, names, 10):
-            worst.add_row(Text(name), pct(acc), _bar(acc))
+            worst.add_row(Text(name), cli_pct(acc), _bar(acc))
         pairs = Table(title="most confused (true → predicted)", box=None, pad_edge=False, title_justify="left")
         pairs.add_column("true")
         pairs.add_column("predicted as")
@@ -200,15 +197,16 @@ def examples_grid(summary: dict[str, Any], width: int = 16) -> RenderableType:
 
 
 def sweep_table(rows: list[dict[str, Any]], varied: list[str], metric: str = "val_acc") -> Table:
-    """Report 002's Table 1: the varied fields, train / val / test accuracy and minutes per trial, best first."""
+    """Report 002's Table 1: the varied fields, train / val / test accuracy and minutes per trial, best first.
+    Every cell is a name or a figure: none wraps (the CLI prints it as plain rows when it cannot fit)."""
     table = Table(title=f"sweep results, best {metric} first", box=None, pad_edge=False, title_justify="left")
-    table.add_column("trial", justify="right")
+    table.add_column("trial", justify="right", no_wrap=True)
     short = [k.split(".")[-1] for k in varied]
-    for key, name in zip(varied, short):
+    for key, name in zip(varied, short, strict=True):
         # "lr", "momentum": the field's own name when that is unambiguous, as report 002's table has it
-        table.add_column(name if short.count(name) == 1 else key, justify="right")
+        table.add_column(name if short.count(name) == 1 else key, justify="right", no_wrap=True)
     for col in ("state", "epochs", "train acc", "val acc", "test acc", "minutes"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=True)
     for n, r in enumerate(rows):
         style = "bold green" if n == 0 and r.get(metric) is not None else None
         table.add_row(
@@ -216,9 +214,9 @@ def sweep_table(rows: list[dict[str, Any]], varied: list[str], metric: str = "va
             *[str(r.get(k)) for k in varied],
             r.get("state", ""),
             str(r.get("epochs", "")),
-            pct(r.get("train_acc")),
-            pct(r.get("val_acc")),
-            pct(r.get("test_acc")),
+            cli_pct(r.get("train_acc")),
+            cli_pct(r.get("val_acc")),
+            cli_pct(r.get("test_acc")),
             "-" if r.get("minutes") is None else f"{r['minutes']:.2f}",
             style=style,
         )
@@ -248,20 +246,11 @@ def config_essentials(exp: Experiment, preset_name: str) -> Text:
     return text
 
 
-def find_preset(name: str, run_dir: Path, runs_dir: Path | None = None):
-    """The preset a run came from (built-in, or the user's beside the runs), or None."""
-    if not name:
-        return None
-    from engine.config import ConfigError
-    from engine.presets import UnknownPreset, get_preset
+def _runs_dir_of(run_dir: Path) -> Path:
+    """The runs folder a run lives in (a sweep's trials are one level deeper): where its user presets are."""
     from engine.sweep import is_sweep
 
-    if runs_dir is None:
-        runs_dir = run_dir.parent.parent if is_sweep(run_dir.parent) else run_dir.parent
-    try:
-        return get_preset(name, user_presets_dir(runs_dir))
-    except (UnknownPreset, ConfigError):
-        return None
+    return run_dir.parent.parent if is_sweep(run_dir.parent) else run_dir.parent
 
 
 def run_report(run_dir: Path, summary: dict[str, Any] | None = None, runs_dir: Path | None = None) -> RenderableType:
@@ -272,11 +261,10 @@ def run_report(run_dir: Path, summary: dict[str, Any] | None = None, runs_dir: P
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.toml)")
     metrics = folder.metrics()
     summary = {**folder.summary(), **(summary or {})}
-    preset = find_preset(info.preset, folder.path, runs_dir)
-    colours = {"finished": "green", "running": "cyan", "stopped": "yellow"}
+    preset = find_preset(info.preset, user_presets_dir(runs_dir or _runs_dir_of(folder.path)))
     head = Text()
     head.append(f"{info.id}  ", style="bold")
-    head.append(info.state, style=colours.get(info.state, "red"))
+    head.append(info.state, style=STATE_STYLES.get(info.state, "bold red"))
     head.append(f"  {info.epochs_done}/{info.epochs} epochs")
     if summary.get("seconds"):
         head.append(f"  {summary['seconds'] / 60:.1f} min")
@@ -297,48 +285,3 @@ def run_report(run_dir: Path, summary: dict[str, Any] | None = None, runs_dir: P
     elif info.state == "finished":
         parts += [Text(""), Text("no test set: no per-class figures (set data.test_split to carve one)", style="dim")]
     return Group(*parts)
-
-
-def add_cli(subparsers) -> None:
-    sp = subparsers.add_parser("show", help="a run's figures beside its report's, per class, the confusion matrix and test images (or a sweep's table)")
-    sp.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or its id in the runs folder), or a sweep folder")
-    sp.add_argument("--checkpoint", choices=("best", "last"), help="evaluate this checkpoint on the test set now instead of reading summary.json")
-    sp.add_argument("--runs-dir", help="runs folder (default ./runs or $CNNLAB_RUNS), where your presets live")
-    sp.set_defaults(func=cmd_show)
-
-
-def cmd_show(args) -> int:
-    from engine.sweep import SweepError, Sweep, is_sweep, results_table
-
-    from rich.markup import escape
-
-    out, err = Console(), Console(stderr=True)
-    runs_dir = Path(args.runs_dir) if args.runs_dir else None
-    path = Path(args.run_dir)
-    if not path.exists() and (runs_dir or default_runs_dir()).joinpath(args.run_dir).is_dir():
-        path = (runs_dir or default_runs_dir()) / args.run_dir
-    try:
-        if is_sweep(path):
-            sweep = Sweep.load(path)
-            out.print(sweep_table(results_table(path), sweep.varied, sweep.metric))
-            return 0
-        if read_run(path) is None:
-            err.print(f"[bold red]error:[/] {escape(str(path))} is not a run folder (no config.toml)", highlight=False)
-            return 2
-        summary = None
-        if args.checkpoint:
-            if not (path / "checkpoints" / f"{args.checkpoint}.pt").exists():
-                err.print(f"[bold red]error:[/] {escape(str(path))} has no {args.checkpoint} checkpoint", highlight=False)
-                return 2
-            from engine.trainer import evaluate_checkpoint
-
-            try:
-                summary = evaluate_checkpoint(path, args.checkpoint)
-            except Exception as e:  # a missing dataset, an unreadable checkpoint: a line, not a traceback
-                err.print(f"[bold red]cannot evaluate the {args.checkpoint} checkpoint:[/] {escape(str(e))}", highlight=False)
-                return 1
-        out.print(run_report(path, summary, runs_dir))
-    except (SweepError, FileNotFoundError) as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-        return 2
-    return 0

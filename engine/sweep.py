@@ -9,6 +9,7 @@ sweep resumes: finished trials are kept, a stopped or crashed trial continues fr
 the rest run. The results table (report 002's Table 1) reads everything back from the folders.
 
 No torch at import: the trainer is imported when a trial runs, so `cnnlab presets` stays fast.
+The command line (`cnnlab sweep`) lives in engine/cli/sweep.py; the table's drawing in engine/show.py.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Callable
 
 import tomli_w
 
-from engine.config import ConfigError, Experiment, apply_overrides, flatten, parse_value, validate_experiment
+from engine.config import ConfigError, Experiment, apply_overrides, flatten, validate_experiment
 from engine.events import Listener, RunHandle
 from engine.runs import RunFolder, atomic_write_text, default_runs_dir, read_run, safe_name
 
@@ -92,7 +93,7 @@ def plan_trials(
     if problems:
         raise ConfigError(problems)
 
-    points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] if grid else [{}]
+    points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else [{}]
     draws: list[dict[str, Any]] = [{}]
     if random:
         rng = _random.Random(seed)
@@ -108,7 +109,7 @@ def plan_trials(
             apply_overrides(base_exp, overrides)
         except ConfigError as err:
             own = [p for k, v in overrides.items() for p in _check_one(base_exp, k, v)]
-            for p in own or [(loc, f"trial {i} ({_describe(overrides)}): {msg}") for loc, msg in err.problems]:
+            for p in own or [(loc, f"trial {i} ({describe_overrides(overrides)}): {msg}") for loc, msg in err.problems]:
                 found.setdefault(p)
     if found:
         raise ConfigError(list(found))
@@ -134,7 +135,8 @@ def _draw(rng: _random.Random, spec: dict[str, Any], integer: bool) -> float | i
     return int(round(v)) if integer else float(f"{v:.6g}")  # 6 figures: readable in tables and folder configs
 
 
-def _describe(overrides: dict[str, Any]) -> str:
+def describe_overrides(overrides: dict[str, Any]) -> str:
+    """A trial's overrides as `optim.lr=0.01, optim.momentum=0.9`."""
     return ", ".join(f"{k}={v}" for k, v in overrides.items())
 
 
@@ -361,156 +363,3 @@ def write_csv(rows: list[dict[str, Any]], path: Path, varied: list[str]) -> Path
         for r in rows:
             w.writerow({c: "" if r.get(c) is None else r[c] for c in cols})
     return path
-
-
-# --- CLI ---------------------------------------------------------------------------------------------
-
-
-def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
-    """`optim.lr=0.0001,0.001` -> ("optim.lr", [0.0001, 0.001]); values in TOML syntax, else strings."""
-    key, sep, values = text.partition("=")
-    key = key.strip()
-    if not sep or not key or not values.strip():
-        raise SweepError(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid optim.lr=0.001,0.01")
-    try:
-        parsed = tomllib.loads(f"v = [{values}]")["v"]  # keeps lists intact: schedule.milestones=[10,20],[30]
-    except tomllib.TOMLDecodeError:
-        parsed = [parse_value(v.strip()) for v in values.split(",")]
-    return key, parsed
-
-
-def parse_random_arg(text: str) -> tuple[str, dict[str, Any]]:
-    """`optim.lr=1e-4:1e-1:log` -> ("optim.lr", {"low": 1e-4, "high": 0.1, "log": True})."""
-    key, sep, rng = text.partition("=")
-    parts = rng.split(":")
-    usage = f"--random {text!r}: expected KEY=LOW:HIGH or KEY=LOW:HIGH:log, e.g. --random optim.lr=0.0001:0.1:log"
-    if not sep or not key.strip() or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2].strip() not in ("log", "lin")):
-        raise SweepError(usage)
-    low, high = parse_value(parts[0].strip()), parse_value(parts[1].strip())
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
-        raise SweepError(usage)
-    return key.strip(), {"low": low, "high": high, "log": len(parts) == 3 and parts[2].strip() == "log"}
-
-
-def add_cli(subparsers) -> None:
-    sp = subparsers.add_parser(
-        "sweep",
-        help="run a grid or random search over a preset's fields, one run per trial, and print the results table",
-        description="Run every trial of a grid (or random search) one after another, each a run folder inside the "
-        "sweep folder, then print the table sorted by the metric. Without --grid/--random the preset's own [sweep] is used.",
-    )
-    sp.add_argument("source", nargs="?", metavar="PRESET_OR_TOML")
-    sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="values of one field (repeatable)")
-    sp.add_argument("--random", action="append", default=[], metavar="KEY=LOW:HIGH[:log]", help="a range to draw from (repeatable)")
-    sp.add_argument("--trials", type=int, help="number of random draws")
-    sp.add_argument("--seed", type=int, help="seed of the random draws (default 0)")
-    sp.add_argument("--metric", choices=METRICS, help="what the table is sorted by (default val_acc)")
-    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field of the base experiment (repeatable)")
-    sp.add_argument("--data-dir", help="where the datasets are (sets data.root)")
-    sp.add_argument("--runs-dir", help="runs folder (default ./runs or $CNNLAB_RUNS)")
-    sp.add_argument("--name", help="a name for the sweep folder")
-    sp.add_argument("--csv", metavar="FILE", help="also write the results table as CSV")
-    sp.add_argument("--plan", action="store_true", help="list the trials and exit without training")
-    sp.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped sweep")
-    sp.set_defaults(func=cmd_sweep)
-
-
-def cmd_sweep(args) -> int:
-    from rich.console import Console
-
-    from rich.markup import escape
-
-    from engine.cli import UsageError
-    from engine.presets import UnknownPreset
-
-    err = Console(stderr=True)
-    try:
-        return _cmd_sweep(args)
-    except ConfigError as e:
-        err.print("[bold red]invalid sweep[/]" + (f" in {escape(e.source)}" if e.source else "") + ":", highlight=False)
-        for loc, msg in e.problems:
-            err.print(f"  [cyan]{escape(loc or '(sweep)')}[/]: {escape(msg)}", highlight=False)
-        return 2
-    except (ValueError, UsageError, UnknownPreset, FileNotFoundError) as e:  # SweepError is a ValueError
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-        return 2
-
-
-def _cmd_sweep(args) -> int:
-    from rich.console import Console
-
-    from engine.cli import StopOnInterrupt, resolve_experiment
-    from engine.show import sweep_table
-
-    out = Console()
-    runs_dir = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
-
-    def on_trial(i: int, total: int, row: dict[str, Any]) -> None:
-        print(trial_line(i, total, row), flush=True)
-
-    handle = RunHandle()
-    if args.resume:
-        if args.source or args.grid or args.random or args.set:
-            raise SweepError("--resume continues a sweep as it was planned: give only the sweep folder")
-        sweep = Sweep.load(Path(args.resume))
-        out.print(f"resuming sweep {sweep.path} ({len(sweep.trials)} trials)", markup=False, highlight=False)
-        with StopOnInterrupt(handle):
-            result = resume_sweep(sweep.path, handle=handle, on_trial=on_trial)
-    else:
-        if not args.source:
-            raise SweepError("give a preset name or a TOML file to sweep, or --resume SWEEP_DIR")
-        exp, preset = resolve_experiment(args.source, args.set, args.data_dir, runs_dir)
-        grid = dict(parse_grid_arg(g) for g in args.grid)
-        if len(grid) != len(args.grid):
-            raise SweepError("each --grid key may appear once")
-        random = dict(parse_random_arg(r) for r in args.random)
-        spec = (preset.sweep if preset is not None else None) or {}
-        trials, seed = args.trials, args.seed
-        if not grid and not random:
-            if not spec:
-                raise SweepError(f"{args.source} has no [sweep] table: give --grid KEY=V1,V2 or --random KEY=LOW:HIGH")
-            grid, random = dict(spec.get("grid") or {}), dict(spec.get("random") or {})
-            trials = trials if trials is not None else spec.get("trials")
-        seed = seed if seed is not None else int(spec.get("seed", 0) or 0)
-        metric = args.metric or spec.get("metric") or "val_acc"
-        plan = plan_trials(exp, grid=grid, random=random, trials=trials, seed=seed)
-        if args.plan:
-            for i, t in enumerate(plan, 1):
-                print(f"trial {i:>3}: {_describe(t)}")
-            return 0
-        out.print(f"sweep of {len(plan)} trials over {', '.join(dict.fromkeys(k for t in plan for k in t))}, sorted by {metric}", markup=False, highlight=False)
-        with StopOnInterrupt(handle):
-            result = run_sweep(
-                exp,
-                runs_dir=runs_dir,
-                grid=grid,
-                random=random,
-                trials=trials,
-                seed=seed,
-                metric=metric,
-                preset=preset.name if preset else None,
-                name=args.name,
-                handle=handle,
-                on_trial=on_trial,
-            )
-    sweep = Sweep.load(result.path)
-    out.print(sweep_table(result.rows, sweep.varied, sweep.metric))
-    if args.csv:
-        print(f"table written to {write_csv(result.rows, Path(args.csv), sweep.varied)}")
-    print(result.path)
-    if result.state == "stopped":
-        out.print(result.message, style="yellow", markup=False, highlight=False)
-        return 130
-    return 0 if any(r["state"] == "finished" for r in result.rows) else 1
-
-
-def trial_line(i: int, total: int, row: dict[str, Any]) -> str:
-    """One plain line per finished trial; the varied fields are the row's dotted keys."""
-    from engine.progress import pct
-
-    fields = " ".join(f"{k}={v}" for k, v in row.items() if "." in k)
-    minutes = f"{row['minutes']:.2f} min" if row.get("minutes") is not None else "-"
-    return (
-        f"trial {i}/{total} {row['state']}: {fields}  train {pct(row['train_acc'])}  val {pct(row['val_acc'])}  "
-        f"test {pct(row['test_acc'])}  {minutes}"
-    )

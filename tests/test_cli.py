@@ -67,7 +67,7 @@ def test_dry_run_prints_the_parameter_count():
 
 def test_missing_dataset_is_a_short_message(tmp_path):
     p = cnnlab("run", "shapes-demo", "--set", "data.dataset=cifar100", "--data-dir", str(tmp_path / "absent"), "--runs-dir", str(tmp_path / "runs"))
-    assert p.returncode == 1
+    assert p.returncode == 2  # bad input, as a dry run's missing dataset is
     assert str(tmp_path / "absent") in p.stdout + p.stderr and "Traceback" not in p.stdout + p.stderr
 
 

@@ -1,7 +1,6 @@
 """The evaluation views: confusion matrix and per-class accuracy on cases with a known answer, the
 collapse warning (report 002's Adam failure), prediction examples, and `cnnlab show` drawing them."""
 
-import argparse
 import base64
 import io
 import json
@@ -12,6 +11,7 @@ from PIL import Image
 from rich.console import Console
 
 from engine import show
+from engine.cli import main
 from engine.config import Experiment
 from engine.evaluate import (
     collapse_warning,
@@ -173,10 +173,7 @@ def _fake_run(runs_dir, preset="alexnet-tinyimage10", collapsed=False):
 
 
 def _show(argv, capsys):
-    parser = argparse.ArgumentParser()
-    show.add_cli(parser.add_subparsers())
-    args = parser.parse_args(["show", *argv])
-    code = args.func(args)
+    code = main(["show", *argv])
     return code, capsys.readouterr()
 
 

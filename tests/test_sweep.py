@@ -1,17 +1,18 @@
 """Sweeps: the trial plan (order, validation before anything runs), the results table and its CSV,
 the CLI's errors, and a real tiny grid sweep that is stopped and resumed."""
 
-import argparse
 import csv
 import json
 
 import pytest
 
 from engine import sweep as sw
+from engine.cli import main
+from engine.cli.sweep import parse_grid_arg, parse_random_arg
 from engine.config import ConfigError, Experiment
 from engine.events import BatchProgress, RunHandle, RunStarted
 from engine.runs import RunFolder, list_runs
-from engine.sweep import Sweep, parse_grid_arg, parse_random_arg, plan_trials, results_table, resume_sweep, run_sweep, write_csv
+from engine.sweep import Sweep, plan_trials, results_table, resume_sweep, run_sweep, write_csv
 from tests.tiny import tiny_experiment
 
 BASE = Experiment()
@@ -112,24 +113,16 @@ def test_results_table_sorts_by_the_metric_and_writes_csv(tmp_path):
 
 
 def test_show_on_a_sweep_folder_prints_its_table(tmp_path, capsys):
-    from engine import show
-
     sweep = Sweep.create(tmp_path / "runs", BASE, plan_trials(BASE, grid={"optim.lr": [0.1, 0.01]}))
     _fake_trial(sweep, 2, val=0.5, test=0.45)
-    parser = argparse.ArgumentParser()
-    show.add_cli(parser.add_subparsers())
-    args = parser.parse_args(["show", str(sweep.path)])
-    assert args.func(args) == 0
+    assert main(["show", str(sweep.path)]) == 0
     out = capsys.readouterr().out
     assert "sweep results" in out and " lr " in out and "45.00%" in out and "pending" in out
     assert out.index("0.01") < out.index("0.1 ")  # the finished trial (lr 0.01) first
 
 
 def _cli(argv, capsys):
-    parser = argparse.ArgumentParser()
-    sw.add_cli(parser.add_subparsers())
-    args = parser.parse_args(["sweep", *argv])
-    code = args.func(args)
+    code = main(["sweep", *argv])
     out = capsys.readouterr()
     return code, " ".join(out.out.split()), " ".join(out.err.split())
 
@@ -212,12 +205,7 @@ def test_a_tiny_grid_sweep_runs_stops_resumes_and_tabulates(tmp_path, capsys):
     assert len(list(csv.DictReader(csv_path.open()))) == 4
     assert len([r for r in list_runs(tmp_path / "runs") if r.state == "finished"]) == 4
     # a trial is a run like any other: `cnnlab show --checkpoint last` evaluates it on demand
-    from engine import show
-
-    parser = argparse.ArgumentParser()
-    show.add_cli(parser.add_subparsers())
-    args = parser.parse_args(["show", str(first.path / rows[0]["run"]), "--checkpoint", "last"])
-    assert args.func(args) == 0
+    assert main(["show", str(first.path / rows[0]["run"]), "--checkpoint", "last"]) == 0
     shown = " ".join(capsys.readouterr().out.split())
     assert "test figures from the last checkpoint" in shown and "shapes-demo" in shown and "accuracy per class" in shown
     # nothing left to do: resuming again runs nothing

@@ -1,18 +1,23 @@
-"""The `cnnlab` command: no arguments opens the console; a subcommand goes to the headless CLI.
+"""The `cnnlab` command: no command opens the console; a command goes to the headless CLI.
 
-`cnnlab bench --ui` measures the console itself, so it is the one subcommand answered here.
+Global options alone (`cnnlab --runs-dir DIR`) open the console on that folder; with a command
+(`cnnlab --runs-dir DIR presets`) they go to the CLI with it. `cnnlab bench --ui` measures the
+console itself, so it is the one command answered here.
 """
 
 import sys
 
 
 def main() -> int:
+    from engine.cli.parser import command_words
+
     args = sys.argv[1:]
-    if args[:1] == ["bench"] and "--ui" in args:
+    words = command_words(args)
+    if words[:1] == ["bench"] and "--ui" in words:
         from tui.bench import main as ui_bench
 
-        return ui_bench(args[1:])
-    if args and args[0] not in ("--runs-dir",) and not args[0].startswith("--runs-dir="):
+        return ui_bench(words[1:])
+    if words:
         from engine.cli import main as cli_main
 
         return cli_main(args)

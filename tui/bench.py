@@ -35,7 +35,7 @@ from typing import Any
 from textual._time import get_time
 from textual.app import App, ComposeResult
 
-from engine.bench import cpu_name
+from engine.bench.machine import cpu_name
 from engine.config import Experiment, apply_overrides
 from tui.app import CnnlabApp
 from tui.widgets.charts import MetricChart

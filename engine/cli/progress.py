@@ -1,4 +1,5 @@
-"""Engine events drawn for a terminal: a rich live display, or plain lines when output is piped."""
+"""The rich progress listener of `cnnlab run`: engine events drawn as a live display on a terminal,
+or as plain lines (one per epoch) when output is piped."""
 
 from __future__ import annotations
 
@@ -18,10 +19,7 @@ from engine.events import (
     RunStarted,
     RunStopped,
 )
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
+from engine.formatting import cli_pct as pct
 
 
 def epoch_line(m: dict) -> str:
@@ -46,7 +44,8 @@ class ConsoleProgress:
         if isinstance(ev, RunStarted):
             c.print(
                 f"run {ev.run_id}: {ev.params:,} parameters on {ev.device} ({ev.precision}"
-                f"{', channels_last' if ev.channels_last else ''}); {ev.train_size} train / {ev.val_size} val / {ev.test_size} test images"
+                f"{', channels_last' if ev.channels_last else ''}); "
+                f"{ev.train_size} train / {ev.val_size} val / {ev.test_size} test images"
             )
             for m in ev.history:
                 c.print(epoch_line(m), style="dim")
@@ -84,7 +83,9 @@ class ConsoleProgress:
             self.close()
             if isinstance(ev, RunFinished):
                 s = ev.summary
-                c.print(f"finished: best val acc {pct(s.get('best_val_acc'))}, test acc {pct(s.get('test_acc'))}", style="green")
+                c.print(
+                    f"finished: best val acc {pct(s.get('best_val_acc'))}, test acc {pct(s.get('test_acc'))}", style="green"
+                )
                 if s.get("collapse_warning"):
                     c.print(s["collapse_warning"], style="bold red")
             elif isinstance(ev, RunStopped):

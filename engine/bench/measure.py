@@ -1,0 +1,121 @@
+"""Two of the bench's ways: the pure compute (forward + backward + step on batches already in memory:
+the ceiling) and the engine's real run through engine.trainer (timed by its own progress events)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.bench import BenchError
+from engine.config import Experiment
+
+
+def sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build(exp: Experiment, rt, classes: int, channels: int, size: int):
+    import torch
+
+    from engine.models import build_model
+    from engine.optim import build_optimizer
+
+    model = build_model(exp.model, classes, size, channels).to(rt.device, memory_format=rt.memory_format)
+    model.train()
+    optimizer = build_optimizer(exp.optim, model.parameters())
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_scaler)
+    return model, optimizer, scaler
+
+
+class PureCompute:
+    """Forward + backward + step on float batches already on the device, normalised and laid out as
+    the engine lays them out (a few distinct batches, taken in turn)."""
+
+    DISTINCT_BATCHES = 4
+
+    def __init__(self, exp: Experiment, rt, images, labels, mean, std, classes: int):
+        from engine.augment import BatchAugment
+        from engine.trainer import train_step
+
+        self.train_step = train_step  # the trainer's own step, so the ratio measures what lies around it
+        self.exp, self.rt = exp, rt
+        channels, size = images.shape[1], images.shape[-1]
+        self.model, self.optimizer, self.scaler = build(exp, rt, classes, channels, size)
+        augment = BatchAugment(exp.augment, mean, std)
+        bs = exp.train.batch_size
+        count = max(1, min(self.DISTINCT_BATCHES, len(labels) // bs))
+        self.batches = [
+            (
+                augment.eval(images[i * bs : (i + 1) * bs].to(rt.device)).contiguous(memory_format=rt.memory_format),
+                labels[i * bs : (i + 1) * bs].to(rt.device),
+            )
+            for i in range(count)
+        ]
+        self.warm = False
+
+    def measure(self, steps: int, warmup: int) -> float:
+        """Images per second over `steps` steps (after `warmup` untimed ones, the first time)."""
+        if not self.warm:
+            for i in range(warmup):
+                self._step(i)
+            self.warm = True
+        sync(self.rt.device)
+        t0 = time.perf_counter()
+        for i in range(steps):
+            self._step(i)
+        sync(self.rt.device)
+        seconds = time.perf_counter() - t0
+        return sum(len(self.batches[i % len(self.batches)][1]) for i in range(steps)) / seconds
+
+    def _step(self, i: int) -> None:
+        x, y = self.batches[i % len(self.batches)]
+        self.train_step(self.model, self.model, self.optimizer, self.scaler, self.rt, x, y, self.exp)
+
+
+def engine_once(exp: Experiment, runs_dir: Path, warmup: int) -> dict[str, Any]:
+    """One short run through engine.trainer. Images/s between the first BatchProgress at or after
+    the warm-up and the last one (the trainer emits one after its last step), and the seconds from
+    the last step to EpochFinished (loss and accuracy read back, metrics line, checkpoints, status)."""
+    from engine.events import BatchProgress, EpochFinished, RunStarted
+    from engine.trainer import run_experiment
+
+    marks: list[tuple[float, int]] = []
+    seen: dict[str, Any] = {}
+
+    def listen(event) -> None:
+        now = time.perf_counter()
+        if isinstance(event, BatchProgress):
+            marks.append((now, event.batch))
+        elif isinstance(event, EpochFinished):
+            seen["epoch_end"] = now
+            seen["row"] = event.metrics
+        elif isinstance(event, RunStarted):
+            seen["started"] = event
+
+    result = run_experiment(exp, runs_dir=runs_dir, name="bench", listener=listen)
+    try:
+        if result.state != "finished" or "row" not in seen:
+            raise BenchError(f"the engine's run ended {result.state}: {result.message}")
+        t_last, last = marks[-1]
+        t_first, first = next(((t, b) for t, b in marks if b >= warmup), marks[-1])
+        bs = exp.train.batch_size
+        if last > first:
+            ips = (last - first) * bs / (t_last - t_first)
+        else:  # too quick for a progress event after the warm-up: the trainer's own epoch figure
+            ips = float(seen["row"]["images_per_sec"])
+        started = seen["started"]
+        return {
+            "ips": ips,
+            "epoch_end_s": seen["epoch_end"] - t_last,
+            "device": started.device,
+            "precision": started.precision,
+            "channels_last": started.channels_last,
+            "timed_steps": max(last - first, 0),
+        }
+    finally:
+        shutil.rmtree(result.folder.path, ignore_errors=True)

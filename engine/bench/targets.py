@@ -1,0 +1,181 @@
+"""What `cnnlab bench` measures: the targets (a preset, an architecture, or the report models at their
+presets), how many steps and repeats each gets, the experiment the engine runs for it, the size of
+its dataset, and the goals the ratios are held to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.bench import BenchError
+from engine.config import ARCHS, DATASETS, Experiment, apply_overrides
+
+GOAL_ENGINE_VS_PURE = 0.90
+GOAL_ENGINE_VS_REPORTS = 2.0
+GOAL_CACHE_SPEEDUP = 5.0
+
+# The preset each architecture is benched at (its batch size, augmentation, optimizer).
+MODEL_PRESETS = {
+    "simplecnn": "simplecnn-cifar100",
+    "alexnet32": "alexnet-cifar100-sgd",
+    "mobilenet": "mobilenet-cifar100-lr",
+    "backbone": "backbone-cifar10",
+    "alexnet64": "alexnet-tinyimage10",
+    "resnet34": "resnet34-cifar100",
+    "resnet50": "resnet50-pretrained-cifar100",
+}
+DEFAULT_MODELS = ("simplecnn", "alexnet32", "mobilenet", "backbone")
+
+# (timed steps, warm-up steps, most repeats) per architecture: a few seconds per way on a 2-core
+# CPU. The Backbone takes about 10 s a step at batch 256 there, so it gets one step and two repeats.
+PLANS: dict[str, tuple[int, int, int | None]] = {
+    "simplecnn": (10, 2, None),
+    "alexnet32": (15, 2, None),
+    "mobilenet": (4, 1, None),
+    "backbone": (1, 1, 2),
+    "resnet34": (3, 1, 3),
+    "resnet50": (2, 1, 2),
+}
+DEFAULT_PLAN = (8, 2, None)
+DEFAULT_REPEATS = 5
+
+
+@dataclass
+class Target:
+    """One model to bench: the experiment as the user would run it, and how long to time it."""
+
+    label: str
+    exp: Experiment
+    preset: str | None
+    steps: int
+    warmup: int
+    repeats: int
+
+    @property
+    def batch(self) -> int:
+        return self.exp.train.batch_size
+
+
+def plan_for(arch: str, steps: int | None, warmup: int | None, repeats: int | None) -> tuple[int, int, int]:
+    p_steps, p_warmup, p_most = PLANS.get(arch, DEFAULT_PLAN)
+    if repeats is None:
+        repeats = DEFAULT_REPEATS if p_most is None else min(DEFAULT_REPEATS, p_most)
+    return steps or p_steps, p_warmup if warmup is None else warmup, repeats
+
+
+def model_experiment(arch: str, batch: int) -> Experiment:
+    """A bare experiment for `--model ARCH`: CIFAR-100 at 32 pixels, Tiny ImageNet for 64-pixel models."""
+    size = ARCHS[arch]["input"] or 32
+    dataset = "tiny-imagenet" if size == 64 else "cifar100"
+    return apply_overrides(Experiment(), {"model.arch": arch, "data.dataset": dataset, "train.batch_size": batch})
+
+
+def resolve_targets(
+    *,
+    preset: str | None = None,
+    model: str | None = None,
+    models: list[str] | None = None,
+    batch: int | None = None,
+    sets: dict[str, Any] | None = None,
+    steps: int | None = None,
+    warmup: int | None = None,
+    repeats: int | None = None,
+    user_dir: Path | None = None,
+) -> list[Target]:
+    from engine.presets import get_preset, load_experiment_source
+
+    chosen: list[tuple[str, Experiment, str | None]] = []
+    if preset is not None:
+        exp, p = load_experiment_source(preset, user_dir)
+        chosen.append((exp.model.arch, exp, p.name if p else None))
+    elif model is not None:
+        if model not in ARCHS:
+            raise BenchError(f"--model {model!r}: known architectures are {', '.join(ARCHS)}")
+        chosen.append((model, model_experiment(model, batch or 128), None))
+    else:
+        for name in models or DEFAULT_MODELS:
+            if name not in MODEL_PRESETS:
+                raise BenchError(f"--models: {name!r} is not one of {', '.join(MODEL_PRESETS)}")
+            p = get_preset(MODEL_PRESETS[name], user_dir)
+            chosen.append((name, p.experiment, p.name))
+    out = []
+    for label, exp, preset_name in chosen:
+        overrides = dict(sets or {})
+        if batch is not None:
+            overrides["train.batch_size"] = batch
+        if overrides:
+            exp = apply_overrides(exp, overrides)
+        s, w, r = plan_for(exp.model.arch, steps, warmup, repeats)
+        out.append(Target(label, exp, preset_name, s, w, r))
+    return out
+
+
+def engine_experiment(exp: Experiment, root: Path, images: int) -> Experiment:
+    """The experiment as the engine runs it in the bench: the preset's model, augmentation, optimizer
+    and precision on the bench's folder dataset, one epoch, no validation. What needs a validation
+    split (plateau, early stop) or a download (ImageNet weights) is set aside: it does not change a
+    training step's cost."""
+    over: dict[str, Any] = {
+        "data.dataset": "folder",
+        "data.root": str(root),
+        "data.classes": None,
+        "data.train_subset": images,
+        "data.val_split": 0,
+        "data.test_split": 0,
+        "data.image_size": None,
+        "data.cache": True,
+        "train.epochs": 1,
+        "train.phases": [],
+        "train.early_stop": None,
+        "model.pretrained": False,
+        "model.weights_path": None,
+    }
+    if exp.data.normalize == "compute":
+        over["data.normalize"] = "dataset"  # the folder's measured statistics: the same arithmetic
+    if exp.schedule.name == "plateau":
+        over["schedule.name"] = "constant"
+    return apply_overrides(exp, over)
+
+
+def shape_of(exp: Experiment) -> tuple[int, int, int]:
+    """(classes, channels, image size) of the preset's data, without loading it."""
+    from engine.data import DatasetMissing, DatasetUnusable, describe
+
+    try:
+        return describe(exp.data)
+    except (DatasetMissing, DatasetUnusable) as err:  # a folder preset whose folder is not here
+        raise BenchError(str(err)) from None
+
+
+def train_split_images(exp: Experiment) -> int | None:
+    """How many images a full epoch of the preset trains on (None: a folder of unknown size):
+    the dataset's training images (config.DATASETS), its first data.classes classes, the subset,
+    less the validation and test splits as engine.data carves them."""
+    from engine.data import split_sizes
+
+    d = exp.data
+    info = DATASETS[d.dataset]
+    n = info.get("train_images")
+    if n is None:
+        return None
+    if d.classes:
+        n = n * d.classes // info["classes"]  # the built-in datasets have as many images in every class
+    if d.train_subset is not None:
+        n = min(n, d.train_subset)
+    return max(split_sizes(d, n)[0], 1)
+
+
+def memory_line(exp: Experiment) -> dict[str, Any] | None:
+    """Bytes a full train split of the preset's dataset takes as uint8 (how the engine holds it) and
+    as float32 (how a float tensor dataset would)."""
+    n = train_split_images(exp)
+    if n is None:
+        return None
+    _, channels, size = shape_of(exp)
+    nbytes = n * channels * size * size
+    return {"dataset": exp.data.dataset, "train_images": n, "uint8_bytes": nbytes, "float32_bytes": 4 * nbytes}
+
+
+def goals() -> dict[str, float]:
+    return {"engine_vs_pure": GOAL_ENGINE_VS_PURE, "engine_vs_reports": GOAL_ENGINE_VS_REPORTS, "cache_speedup": GOAL_CACHE_SPEEDUP}

@@ -1,0 +1,103 @@
+"""`cnnlab bench`: time pure compute, the engine and the reports' pipeline (engine.bench), and print
+the table or one JSON object. `--ui` measures the console, which needs the console's entry point."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.bench.targets import DEFAULT_MODELS, DEFAULT_REPEATS, MODEL_PRESETS
+from engine.cli.exits import EXIT_OK, CommandFailed, UsageError
+from engine.cli.output import err, out
+from engine.cli.parser import runs_dir
+from engine.cli.run import parse_sets
+from engine.config import ARCHS
+
+# `python -m engine` never imports Textual, so the console's own bench runs from the console's entry point.
+UI_BENCH_ELSEWHERE = (
+    "the console's benchmark (start-up, event-loop lateness, chart cost) runs the Textual console, so it starts "
+    "from the console's entry point: `cnnlab bench --ui`, or from a checkout `python -m tui bench --ui`"
+)
+
+
+def add_cli(sub, common: argparse.ArgumentParser) -> None:
+    sp = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="measure training speed: pure compute vs the engine vs the reports' DataLoader pipeline",
+        description="Time, in one process and taking turns, a model's pure compute (forward + backward + step on "
+        "batches in memory), the engine's real training path, and the reports' PIL-transform DataLoader pipeline; "
+        "print medians and the ratios engine/pure (goal >= 0.90) and engine/reports (goal >= 2). Without a preset "
+        "or --model it benches " + ", ".join(DEFAULT_MODELS) + " at their presets' batch sizes.",
+    )
+    sp.add_argument("preset", nargs="?", metavar="PRESET_OR_TOML", help="bench this preset (default: the four report models)")
+    sp.add_argument("--model", choices=list(ARCHS), help="bench an architecture on CIFAR-shaped data instead of a preset")
+    sp.add_argument("--batch", type=int, help="batch size (default: the preset's; 128 with --model)")
+    sp.add_argument(
+        "--models",
+        help="comma-separated subset of " + ",".join(MODEL_PRESETS) + " (default " + ",".join(DEFAULT_MODELS) + ")",
+    )
+    sp.add_argument("--repeats", type=int, help=f"turns of every way (default {DEFAULT_REPEATS}; the Backbone 2)")
+    sp.add_argument("--steps", type=int, help="timed steps per way (default per model, e.g. 10 for simplecnn, 1 for the Backbone)")
+    sp.add_argument("--warmup", type=int, help="untimed steps before the first timing of each way")
+    sp.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
+    sp.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. train.precision=bf16 (repeatable)"
+    )
+    sp.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    sp.add_argument(
+        "--ui", action="store_true", help="measure the console instead (start-up, event-loop lateness, chart cost): `cnnlab bench --ui`"
+    )
+    sp.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench import BenchError
+    from engine.bench.targets import resolve_targets
+    from engine.runs import user_presets_dir
+
+    if args.ui:
+        raise UsageError(UI_BENCH_ELSEWHERE)
+    for flag in ("batch", "repeats", "steps", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag} must be at least 1")
+    if args.warmup is not None and args.warmup < 0:
+        raise UsageError("--warmup must be 0 or more")
+    if sum([bool(args.preset), bool(args.model), bool(args.models)]) > 1:
+        raise UsageError("give a preset, --model or --models, not several")
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    try:
+        targets = resolve_targets(
+            preset=args.preset,
+            model=args.model,
+            models=models,
+            batch=args.batch,
+            sets=parse_sets(args.set),
+            steps=args.steps,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            user_dir=user_presets_dir(runs_dir(args)),
+        )
+    except BenchError as e:
+        raise UsageError(str(e)) from None
+
+    import torch
+
+    from engine.bench.render import render
+    from engine.bench.runner import run_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quiet = args.json and not sys.stderr.isatty()
+    say = (lambda text: None) if quiet else (lambda text: err.print(text, style="dim", highlight=False))
+    try:
+        result = run_bench(targets, say=say)
+    except BenchError as e:
+        raise CommandFailed("bench failed", str(e)) from None
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(render(result))
+    return EXIT_OK

@@ -1,0 +1,151 @@
+"""`cnnlab sweep`: a grid or random search from the command line, one line per trial as it ends,
+then the results table (report 002's Table 1). `--plan` lists the trials without training,
+`--resume SWEEP_DIR` continues a stopped sweep. Planning, running and the results are engine.sweep's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from engine.cli.exits import EXIT_FAILED, EXIT_OK, exit_code
+from engine.cli.output import out, print_table
+from engine.cli.parser import runs_dir
+from engine.formatting import cli_pct
+from engine.sweep import METRICS, Sweep, SweepError, describe_overrides, plan_trials, resume_sweep, run_sweep, write_csv
+
+
+def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
+    """`optim.lr=0.0001,0.001` -> ("optim.lr", [0.0001, 0.001]); values in TOML syntax, else strings."""
+    from engine.config import parse_value
+
+    key, sep, values = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not values.strip():
+        raise SweepError(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid optim.lr=0.001,0.01")
+    try:
+        parsed = tomllib.loads(f"v = [{values}]")["v"]  # keeps lists intact: schedule.milestones=[10,20],[30]
+    except tomllib.TOMLDecodeError:
+        parsed = [parse_value(v.strip()) for v in values.split(",")]
+    return key, parsed
+
+
+def parse_random_arg(text: str) -> tuple[str, dict[str, Any]]:
+    """`optim.lr=1e-4:1e-1:log` -> ("optim.lr", {"low": 1e-4, "high": 0.1, "log": True})."""
+    from engine.config import parse_value
+
+    key, sep, rng = text.partition("=")
+    parts = rng.split(":")
+    usage = f"--random {text!r}: expected KEY=LOW:HIGH or KEY=LOW:HIGH:log, e.g. --random optim.lr=0.0001:0.1:log"
+    if not sep or not key.strip() or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2].strip() not in ("log", "lin")):
+        raise SweepError(usage)
+    low, high = parse_value(parts[0].strip()), parse_value(parts[1].strip())
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
+        raise SweepError(usage)
+    return key.strip(), {"low": low, "high": high, "log": len(parts) == 3 and parts[2].strip() == "log"}
+
+
+def add_cli(sub, common: argparse.ArgumentParser) -> None:
+    sp = sub.add_parser(
+        "sweep",
+        parents=[common],
+        help="run a grid or random search over a preset's fields, one run per trial, and print the results table",
+        description="Run every trial of a grid (or random search) one after another, each a run folder inside the "
+        "sweep folder, then print the table sorted by the metric. Without --grid/--random the preset's own [sweep] "
+        "is used.",
+    )
+    sp.add_argument("source", nargs="?", metavar="PRESET_OR_TOML")
+    sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="values of one field (repeatable)")
+    sp.add_argument(
+        "--random", action="append", default=[], metavar="KEY=LOW:HIGH[:log]", help="a range to draw from (repeatable)"
+    )
+    sp.add_argument("--trials", type=int, help="number of random draws")
+    sp.add_argument("--seed", type=int, help="seed of the random draws (default 0)")
+    sp.add_argument("--metric", choices=METRICS, help="what the table is sorted by (default val_acc)")
+    sp.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field of the base experiment (repeatable)"
+    )
+    sp.add_argument("--data-dir", help="where the datasets are (sets data.root)")
+    sp.add_argument("--name", help="a name for the sweep folder")
+    sp.add_argument("--csv", metavar="FILE", help="also write the results table as CSV")
+    sp.add_argument("--plan", action="store_true", help="list the trials and exit without training")
+    sp.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped sweep")
+    sp.set_defaults(func=cmd_sweep, subject="sweep")
+
+
+def cmd_sweep(args) -> int:
+    from engine.cli.run import StopOnInterrupt, resolve_experiment
+    from engine.events import RunHandle
+    from engine.show import sweep_table
+
+    def on_trial(i: int, total: int, row: dict[str, Any]) -> None:
+        print(trial_line(i, total, row), flush=True)
+
+    handle = RunHandle()
+    if args.resume:
+        if args.source or args.grid or args.random or args.set:
+            raise SweepError("--resume continues a sweep as it was planned: give only the sweep folder")
+        sweep = Sweep.load(Path(args.resume))
+        out.print(f"resuming sweep {sweep.path} ({len(sweep.trials)} trials)", markup=False, highlight=False)
+        with StopOnInterrupt(handle):
+            result = resume_sweep(sweep.path, handle=handle, on_trial=on_trial)
+    else:
+        if not args.source:
+            raise SweepError("give a preset name or a TOML file to sweep, or --resume SWEEP_DIR")
+        runs = runs_dir(args)
+        exp, preset = resolve_experiment(args.source, args.set, args.data_dir, runs)
+        grid = dict(parse_grid_arg(g) for g in args.grid)
+        if len(grid) != len(args.grid):
+            raise SweepError("each --grid key may appear once")
+        random = dict(parse_random_arg(r) for r in args.random)
+        spec = preset.sweep if preset is not None else None
+        trials, seed = args.trials, args.seed
+        if not grid and not random:
+            if spec is None:
+                raise SweepError(f"{args.source} has no [sweep] table: give --grid KEY=V1,V2 or --random KEY=LOW:HIGH")
+            grid, random = dict(spec.grid), spec.ranges()
+            trials = trials if trials is not None else spec.trials
+        seed = seed if seed is not None else (spec.seed if spec else 0)
+        metric = args.metric or (spec.metric if spec else "val_acc")
+        plan = plan_trials(exp, grid=grid, random=random, trials=trials, seed=seed)
+        if args.plan:
+            for i, t in enumerate(plan, 1):
+                print(f"trial {i:>3}: {describe_overrides(t)}")
+            return EXIT_OK
+        varied = ", ".join(dict.fromkeys(k for t in plan for k in t))
+        out.print(f"sweep of {len(plan)} trials over {varied}, sorted by {metric}", markup=False, highlight=False)
+        with StopOnInterrupt(handle):
+            result = run_sweep(
+                exp,
+                runs_dir=runs,
+                grid=grid,
+                random=random,
+                trials=trials,
+                seed=seed,
+                metric=metric,
+                preset=preset.name if preset else None,
+                name=args.name,
+                handle=handle,
+                on_trial=on_trial,
+            )
+    sweep = Sweep.load(result.path)
+    print_table(sweep_table(result.rows, sweep.varied, sweep.metric))
+    if args.csv:
+        print(f"table written to {write_csv(result.rows, Path(args.csv), sweep.varied)}")
+    print(result.path)
+    if result.state == "stopped":
+        out.print(result.message, style="yellow", markup=False, highlight=False)
+        return exit_code(result.state)
+    return EXIT_OK if any(r["state"] == "finished" for r in result.rows) else EXIT_FAILED
+
+
+def trial_line(i: int, total: int, row: dict[str, Any]) -> str:
+    """One plain line per finished trial; the varied fields are the row's dotted keys."""
+    fields = " ".join(f"{k}={v}" for k, v in row.items() if "." in k)
+    minutes = f"{row['minutes']:.2f} min" if row.get("minutes") is not None else "-"
+    return (
+        f"trial {i}/{total} {row['state']}: {fields}  train {cli_pct(row['train_acc'])}  val {cli_pct(row['val_acc'])}  "
+        f"test {cli_pct(row['test_acc'])}  {minutes}"
+    )
