@@ -12,7 +12,8 @@ from engine.cli.sweep import parse_grid_arg, parse_random_arg
 from engine.config import ConfigError, Experiment
 from engine.events import BatchProgress, RunHandle, RunStarted
 from engine.runs import RunFolder, list_runs
-from engine.sweep import Sweep, plan_trials, results_table, resume_sweep, run_sweep, write_csv
+from engine.sweep import Sweep, plan_trials, results_table, write_csv
+from engine.sweep_runner import resume_sweep, run_sweep
 from tests.tiny import tiny_experiment
 
 BASE = Experiment()

@@ -9,7 +9,7 @@ import sys
 
 
 def main() -> int:
-    from engine.cli.parser import command_words
+    from engine.cli.options import command_words
 
     args = sys.argv[1:]
     words = command_words(args)

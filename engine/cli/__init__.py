@@ -1,6 +1,7 @@
 """The headless CLI: `cnnlab run | resume | sweep | show | presets | runs | keys | bench`.
 
-    parser     the argparse parser and the global options (before or after the command)
+    parser     the argparse parser: a command per family module
+    options    the global options (before or after the command), listed once
     exits      exit codes and the one handler that turns errors into a message and a code
     output     the consoles, and tables drawn on a terminal or as plain rows when piped
     run        run and resume (Ctrl+C stops at the next batch), preset and --set resolution

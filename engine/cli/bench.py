@@ -9,8 +9,8 @@ import sys
 
 from engine.bench.targets import DEFAULT_MODELS, DEFAULT_REPEATS, MODEL_PRESETS
 from engine.cli.exits import EXIT_OK, CommandFailed, UsageError
+from engine.cli.options import runs_dir
 from engine.cli.output import err, out
-from engine.cli.parser import runs_dir
 from engine.cli.run import parse_sets
 from engine.config import ARCHS
 

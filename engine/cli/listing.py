@@ -11,8 +11,8 @@ import argparse
 from rich.table import Table
 
 from engine.cli.exits import EXIT_OK
+from engine.cli.options import runs_dir
 from engine.cli.output import err, out, print_table
-from engine.cli.parser import runs_dir
 from engine.formatting import cli_pct, state_markup
 from engine.runs import list_runs, user_presets_dir
 

@@ -10,7 +10,6 @@ becomes a first line starting with "#".
 
 from __future__ import annotations
 
-from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text

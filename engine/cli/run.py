@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli.exits import EXIT_OK, EXIT_USAGE, UsageError, exit_code
+from engine.cli.options import runs_dir
 from engine.cli.output import err, out
-from engine.cli.parser import runs_dir
 from engine.runs import user_presets_dir
 
 
@@ -121,7 +121,7 @@ def _dry_run(exp) -> int:
     from engine.data import DatasetMissing
     from engine.device import DeviceUnavailable
     from engine.models import WeightsUnavailable
-    from engine.trainer import dry_run
+    from engine.dry_run import dry_run
 
     try:
         info = dry_run(exp)

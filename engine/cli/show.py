@@ -42,7 +42,7 @@ def cmd_show(args) -> int:
     if args.checkpoint:
         if not (path / "checkpoints" / f"{args.checkpoint}.pt").exists():
             raise UsageError(f"{path} has no {args.checkpoint} checkpoint")
-        from engine.trainer import evaluate_checkpoint
+        from engine.predict import evaluate_checkpoint
 
         try:
             summary = evaluate_checkpoint(path, args.checkpoint)

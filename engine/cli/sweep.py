@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli.exits import EXIT_FAILED, EXIT_OK, exit_code
+from engine.cli.options import runs_dir
 from engine.cli.output import out, print_table
-from engine.cli.parser import runs_dir
 from engine.formatting import cli_pct
-from engine.sweep import METRICS, Sweep, SweepError, describe_overrides, plan_trials, resume_sweep, run_sweep, write_csv
+from engine.sweep import METRICS, Sweep, SweepError, describe_overrides, plan_trials, write_csv
+from engine.sweep_runner import resume_sweep, run_sweep
 
 
 def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
