@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((int(py["version"]), tuple(int(v) for v in py["state"].cpu().tolist()), py["gauss_next"]))
     npy = state["numpy"]
-    np.random.set_state(
-        (npy["kind"], npy["keys"].cpu().numpy().astype(np.uint32), int(npy["pos"]), int(npy["has_gauss"]), float(npy["cached_gaussian"]))
-    )
+    keys = npy["keys"].cpu().numpy().astype(np.uint32)
+    np.random.set_state((npy["kind"], keys, int(npy["pos"]), int(npy["has_gauss"]), float(npy["cached_gaussian"])))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         # A machine with fewer GPUs than the one that saved restores the devices it has.
@@ -108,6 +108,47 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a cnnlab checkpoint (it holds a {type(state).__name__}, not a dict)")
     return state
+
+
+def training_state(model, optimizer, schedule, scaler, *, epoch: int, phase: int, best: float | None) -> dict:
+    """What a run's checkpoint holds after `epoch` epochs: the model, optimizer, schedule and scaler
+    states, the phase it was in, the best score so far and every RNG state."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": schedule.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": epoch,
+        "phase": phase,
+        "best": best,
+        "rng": rng_state(),
+    }
+
+
+@dataclass
+class Restored:
+    """What a resume continues from; the optimizer and schedule are rebuilt per phase, so their states
+    wait here for the phase they were saved in."""
+
+    epoch: int  # epochs done
+    best: float | None
+    phase: int
+    optimizer: dict
+    scheduler: dict
+
+
+def restore(path: Path, model, scaler, device: Any) -> Restored | None:
+    """Load the model, scaler and RNG states of a training_state checkpoint in place (None: there is
+    no checkpoint yet)."""
+    if not Path(path).exists():
+        return None
+    state = load_checkpoint(path, device)
+    model.load_state_dict(state["model"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    phase = max(int(state.get("phase", 0)), 0)
+    return Restored(int(state["epoch"]), state.get("best"), phase, state["optimizer"], state["scheduler"])
 
 
 def _first_line(err: BaseException) -> str:

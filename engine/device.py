@@ -11,10 +11,14 @@ from __future__ import annotations
 import contextlib
 import platform
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from engine.config import TrainConfig
+
+if TYPE_CHECKING:  # engine.data imports the dataset readers; a runtime needs none of them
+    from engine.data import Split
 
 
 class DeviceUnavailable(Exception):
@@ -44,6 +48,14 @@ class Runtime:
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
+    def hold(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split's images (uint8, as loaded) and labels on the device: the dataset lives there as
+        one copy and augmentation happens there, per batch."""
+        if self.device.type == "cuda":
+            images, labels = split.images.pin_memory(), split.labels.pin_memory()
+            return images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        return split.images.to(self.device), split.labels.to(self.device)
+
     def describe(self) -> str:
         name = str(self.device)
         if self.device.type == "cuda":
@@ -71,7 +83,9 @@ def select_runtime(cfg: TrainConfig) -> Runtime:
         else:
             want = "cpu"
     if want == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailable("train.device: cuda was asked for but no CUDA device is available here; use auto or cpu")
+        raise DeviceUnavailable(
+            "train.device: cuda was asked for but no CUDA device is available here; use auto or cpu"
+        )
     if want == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise DeviceUnavailable("train.device: mps was asked for but is not available here; use auto or cpu")
     device = torch.device(want)

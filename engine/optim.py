@@ -172,12 +172,6 @@ class LRSchedule:
             self._bad_epochs = int(d["bad_epochs"])
 
 
-def lr_curve(cfg: ScheduleConfig, base_lr: float, epochs: int, steps_per_epoch: int) -> list[float]:
-    """One lr per step over the whole run (plateau shows its starting value: it depends on the run)."""
-    sched = LRSchedule(cfg, base_lr, epochs, steps_per_epoch)
-    return [sched.lr(e, s) for e in range(epochs) for s in range(sched.steps_per_epoch)]
-
-
 def phase_at(train: TrainConfig, epoch: int) -> tuple[int, Phase | None, int]:
     """(phase index, phase, the epoch that phase started at) for a 0-based epoch; (0, None, 0) without
     phases. Epochs past the end belong to the last phase."""
@@ -202,7 +196,21 @@ def set_trainable(model: nn.Module, train: str) -> None:
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Module) or not any(True for _ in head.parameters()):
         raise ConfigError(
-            [("train.phases", f"a head-only phase needs a model with a classifier head; {type(model).__name__} has none")]
+            [
+                (
+                    "train.phases",
+                    f"a head-only phase needs a model with a classifier head; {type(model).__name__} has none",
+                )
+            ]
         )
     model.requires_grad_(False)
     head.requires_grad_(True)
+
+
+def freeze_batchnorm_outside_head(model: nn.Module) -> None:
+    """A head-only phase keeps the frozen body's BatchNorm statistics too (pretrained ones are worth
+    keeping): its BatchNorm layers run in eval mode while the model trains."""
+    head = set(map(id, model.head.modules()))
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in head:
+            m.eval()

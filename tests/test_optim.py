@@ -8,7 +8,14 @@ from torch import nn
 from torch.optim import lr_scheduler as tl
 
 from engine.config import ConfigError, OptimConfig, Phase, ScheduleConfig, TrainConfig
-from engine.optim import LRSchedule, build_optimizer, lr_curve, phase_at, set_trainable
+from engine.optim import LRSchedule, build_optimizer, phase_at, set_trainable
+
+
+def lr_curve(cfg: ScheduleConfig, base_lr: float, epochs: int, steps_per_epoch: int) -> list[float]:
+    """One lr per step over the whole run (plateau shows its starting value: it depends on the run)."""
+    sched = LRSchedule(cfg, base_lr, epochs, steps_per_epoch)
+    return [sched.lr(e, s) for e in range(epochs) for s in range(sched.steps_per_epoch)]
+
 
 BASE = 0.1
 EPOCHS, STEPS = 7, 3

@@ -98,7 +98,7 @@ def test_the_recipes_say_what_the_reports_say():
 def test_each_preset_builds_its_model_and_runs_a_forward_pass(name):
     """`cnnlab run PRESET --dry-run` (ResNet-50 without its ImageNet download: the test is offline)."""
     pytest.importorskip("engine.data")
-    from engine.trainer import dry_run
+    from engine.dry_run import dry_run
 
     exp = BUILTIN[name].experiment
     if exp.model.pretrained:

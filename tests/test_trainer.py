@@ -15,7 +15,8 @@ import torch
 from engine.checkpoint import load_checkpoint
 from engine.events import EpochFinished, RunDiverged, RunFailed, RunFinished, RunHandle, RunStarted, RunStopped
 from engine.runs import RunFolder, list_runs
-from engine.trainer import dry_run, resume_run, run_experiment
+from engine.dry_run import dry_run
+from engine.trainer import resume_run, run_experiment
 from tests.tiny import tiny_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,9 +122,9 @@ def test_kill_9_mid_epoch_leaves_a_folder_that_reads_and_resumes(tmp_path):
 
 
 def test_a_nan_loss_ends_the_run_as_diverged_keeping_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import engine.trainer as trainer
+    import torch.nn.functional as F
 
-    real = trainer.F.cross_entropy
+    real = F.cross_entropy
     calls = {"n": 0}
 
     def poisoned(*a, **k):
@@ -132,7 +133,7 @@ def test_a_nan_loss_ends_the_run_as_diverged_keeping_the_last_good_checkpoint(tm
         # From the 12th training batch on (inside epoch 2), the loss is NaN.
         return out * float("nan") if calls["n"] > 12 and out.requires_grad else out
 
-    monkeypatch.setattr(trainer.F, "cross_entropy", poisoned)
+    monkeypatch.setattr(F, "cross_entropy", poisoned)
     result, events = run(tiny_experiment(**{"train.epochs": 3}), tmp_path)
     assert result.state == "diverged"
     assert isinstance(events[-1], RunDiverged) and "nan" in events[-1].message.lower()
@@ -199,6 +200,31 @@ def test_dry_run_needs_no_data(tmp_path):
     exp = tiny_experiment(**{"data.dataset": "cifar100", "data.root": str(tmp_path / "none"), "model.arch": "mobilenet"})
     info = dry_run(exp)
     assert info["output_shape"] == [2, 100] and info["params"] > 1_000_000
+    assert info["weights"] == "none"
+
+
+def test_dry_run_of_the_pretrained_resnet50_fetches_nothing_and_says_where_the_weights_are(tmp_path, monkeypatch):
+    """`cnnlab run resnet50-pretrained-cifar100 --dry-run` offline, with an empty torch hub folder."""
+    import torch.hub
+
+    from engine.presets import get_preset
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a dry run must not download anything")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    exp = get_preset("resnet50-pretrained-cifar100").experiment
+    exp = exp.model_copy(update={"train": exp.train.model_copy(update={"device": "cpu"})})
+    info = dry_run(exp)
+    assert info["output_shape"] == [2, 100] and info["params"] == 23_712_932
+    weights_file = tmp_path / "torch-home" / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth"
+    assert str(weights_file) in info["weights"] and "fetches them" in info["weights"]
+
+    weights_file.parent.mkdir(parents=True)
+    weights_file.write_bytes(b"")  # present: a dry run says so, and still reads nothing
+    assert dry_run(exp)["weights"] == f"ImageNet weights (torchvision IMAGENET1K_V2) present at {weights_file}"
 
 
 def _write_shapes_as_png_folder(root: Path, per_class: int) -> None:

@@ -40,12 +40,20 @@ class PureCompute:
 
     def __init__(self, exp: Experiment, rt, images, labels, mean, std, classes: int):
         from engine.augment import BatchAugment
-        from engine.trainer import train_step
+        from engine.step import TrainStep
 
-        self.train_step = train_step  # the trainer's own step, so the ratio measures what lies around it
         self.exp, self.rt = exp, rt
         channels, size = images.shape[1], images.shape[-1]
         self.model, self.optimizer, self.scaler = build(exp, rt, classes, channels, size)
+        # The trainer's own step, so the ratio measures what lies around it.
+        self.train_step = TrainStep(
+            self.model,
+            self.optimizer,
+            self.scaler,
+            rt,
+            label_smoothing=exp.augment.label_smoothing,
+            grad_clip=exp.optim.grad_clip,
+        )
         augment = BatchAugment(exp.augment, mean, std)
         bs = exp.train.batch_size
         count = max(1, min(self.DISTINCT_BATCHES, len(labels) // bs))
@@ -74,7 +82,7 @@ class PureCompute:
 
     def _step(self, i: int) -> None:
         x, y = self.batches[i % len(self.batches)]
-        self.train_step(self.model, self.model, self.optimizer, self.scaler, self.rt, x, y, self.exp)
+        self.train_step(x, y)
 
 
 def engine_once(exp: Experiment, runs_dir: Path, warmup: int) -> dict[str, Any]:

@@ -53,13 +53,21 @@ class ReportsPipeline:
 
     def __init__(self, exp: Experiment, device, images, labels, mean, std, classes: int):
         from engine.device import Runtime
-        from engine.trainer import train_step
+        from engine.step import TrainStep
 
-        self.train_step = train_step  # the same step as the engine's: only the data path differs
         self.exp = exp
         self.rt = Runtime(device, "fp32", False)
         channels, size = images.shape[1], images.shape[-1]
         self.model, self.optimizer, self.scaler = build(exp, self.rt, classes, channels, size)
+        # The same step as the engine's: only the data path differs.
+        self.train_step = TrainStep(
+            self.model,
+            self.optimizer,
+            self.scaler,
+            self.rt,
+            label_smoothing=exp.augment.label_smoothing,
+            grad_clip=exp.optim.grad_clip,
+        )
         self.dataset = PILImages(images, labels, reports_transform(size, mean, std))
         self.warm = False
 
@@ -97,5 +105,5 @@ class ReportsPipeline:
         x, y = batch
         device = self.rt.device
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        self.train_step(self.model, self.model, self.optimizer, self.scaler, self.rt, x, y, self.exp)
+        self.train_step(x, y)
         return len(y)

@@ -7,6 +7,7 @@ fine-tuning phase can train the head alone. torchvision is imported only for the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from torch import nn
@@ -19,7 +20,7 @@ from engine.models.mobilenet import MobileNet
 from engine.models.simplecnn import SimpleCNN
 from engine.models.weights import WeightsUnavailable, load_weights
 
-__all__ = ["BUILDERS", "WeightsUnavailable", "build_model", "count_parameters"]
+__all__ = ["BUILDERS", "WeightsUnavailable", "build_model", "count_parameters", "weights_note"]
 
 
 def uses_imagenet(cfg: ModelConfig) -> bool:
@@ -65,15 +66,20 @@ BUILDERS: dict[str, Callable[[ModelConfig, int, int, int], nn.Module]] = {
 }
 
 
-def build_model(cfg: ModelConfig, num_classes: int, image_size: int, in_channels: int = 3) -> nn.Module:
+def build_model(
+    cfg: ModelConfig, num_classes: int, image_size: int, in_channels: int = 3, *, fetch: bool = True
+) -> nn.Module:
     """The network `cfg.arch` for images of image_size x image_size pixels, initialised by cfg.init
-    and started from cfg.weights_path or ImageNet's weights when asked.
+    and started from cfg.weights_path or ImageNet's weights when asked. fetch=False builds the same
+    network without ImageNet's weights, so nothing is downloaded (a dry run; see weights_note).
 
     Raises ConfigError when the images do not suit the architecture, WeightsUnavailable when the
     weights cannot be had or do not fit."""
     problem = input_size_problem(cfg.arch, image_size)
     if problem:
         raise ConfigError([("data.image_size", problem)])
+    if not fetch and uses_imagenet(cfg):
+        cfg = cfg.model_copy(update={"pretrained": False})
     model = BUILDERS[cfg.arch](cfg, num_classes, image_size, in_channels)
     # Pretrained layers keep their weights: only the new head is initialised.
     initialise(model.head if uses_imagenet(cfg) else model, cfg.init)
@@ -86,3 +92,17 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(total, trainable) parameter counts; shared parameters count once."""
     params = list(model.parameters())
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def weights_note(cfg: ModelConfig) -> str:
+    """Where the starting weights come from, in a sentence; "none" for a model trained from scratch."""
+    if cfg.weights_path:
+        return f"read from model.weights_path ({cfg.weights_path})"
+    if not uses_imagenet(cfg):
+        return "none"
+    from engine.models.resnet import IMAGENET_WEIGHTS, imagenet_weights_file
+
+    path = imagenet_weights_file()
+    if os.path.isfile(path):
+        return f"ImageNet weights (torchvision IMAGENET1K_V2) present at {path}"
+    return f"ImageNet weights (torchvision IMAGENET1K_V2) are not at {path}: the run fetches them from {IMAGENET_WEIGHTS.url}"
