@@ -32,14 +32,18 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 def resolve_experiment(source: str, sets: list[str], data_dir: str | None, runs: Path):
     """A preset name or TOML file, with `--set` overrides and `--data-dir`, validated: (experiment, preset or None)."""
-    from engine.config import apply_overrides
+    from engine.config import apply_overrides, unused_fields
     from engine.presets import load_experiment_source
 
     exp, preset = load_experiment_source(source, user_presets_dir(runs))
     overrides = parse_sets(sets)
     if data_dir:
         overrides["data.root"] = data_dir
-    return apply_overrides(exp, overrides), preset
+    exp = apply_overrides(exp, overrides)
+    for key, why in unused_fields(exp).items():
+        if key in overrides:  # a value set for nothing: say so, it is not the edit the user meant
+            err.print(f"warning: --set {key}: {why}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    return exp, preset
 
 
 class StopOnInterrupt:
@@ -120,18 +124,22 @@ def _train(start) -> int:
 def _dry_run(exp) -> int:
     from engine.data import DatasetMissing
     from engine.device import DeviceUnavailable
-    from engine.models import WeightsUnavailable
     from engine.dry_run import dry_run
+    from engine.models import WeightsUnavailable
 
     try:
         info = dry_run(exp)
     except (DatasetMissing, WeightsUnavailable, DeviceUnavailable) as e:
         raise UsageError(str(e)) from None
+    shapes = f"input {tuple(info['input_shape'])} → output {tuple(info['output_shape'])}"
+    # soft_wrap: one line each, whatever the width, so that scripts can read them
     out.print(
-        f"ok: {exp.model.arch} on {exp.data.dataset}, {info['params']:,} parameters "
-        f"({info['trainable']:,} trainable), input {tuple(info['input_shape'])} → output {tuple(info['output_shape'])}, "
-        f"{info['device']}"
+        f"ok: {exp.model.arch} on {exp.data.dataset}, {info['params']:,} parameters ({info['trainable']:,} trainable), "
+        f"{shapes}, {info['device']}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
-    if info.get("weights"):
-        out.print(f"weights: {info['weights']}", markup=False, highlight=False)
+    if "weights" in info:
+        out.print(f"weights: {info['weights']}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
