@@ -27,7 +27,6 @@ import tomli_w
 if TYPE_CHECKING:  # the console's first screen reads runs and paths before pydantic is imported
     from engine.config import Experiment
 
-STATES = ("running", "finished", "stopped", "failed", "diverged", "crashed")
 RESUMABLE = ("stopped", "failed", "crashed", "diverged")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

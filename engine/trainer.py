@@ -139,7 +139,7 @@ class _Training:
 
     def run(self) -> RunResult:
         self.folder.write_status("running", message="starting")
-        e = self.epoch = 0
+        self.epoch = 0  # where a stop or a divergence ends the run
         try:
             return self._train()
         except _StopRequested:
@@ -153,12 +153,8 @@ class _Training:
         except (DatasetMissing, WeightsUnavailable, DeviceUnavailable, ConfigError, ckpt.CheckpointError) as err:
             return self._end(RunFailed(str(err)), bad_input=True)
         except torch.OutOfMemoryError:
-            return self._end(
-                RunFailed(
-                    f"out of memory at batch size {self.exp.train.batch_size}: lower train.batch_size "
-                    "(or use precision bf16/fp16); the last finished epoch's checkpoint is kept"
-                )
-            )
+            advice = "lower train.batch_size (or use precision bf16/fp16); the last finished epoch's checkpoint is kept"
+            return self._end(RunFailed(f"out of memory at batch size {self.exp.train.batch_size}: {advice}"))
         except Exception as err:  # an engine bug: keep the details in the folder, a short line for the user
             log = self.folder.path / "error.log"
             log.write_text(traceback.format_exc())
@@ -174,7 +170,7 @@ class _Training:
     def _train(self) -> RunResult:
         self._set_up()
         for epoch in range(self.start_epoch, self.exp.train.epochs):
-            self.epoch = epoch  # where a stop or a divergence ends the run
+            self.epoch = epoch
             self._enter_phase(epoch)
             trained = self._train_epoch(epoch)
             if self._end_epoch(epoch, trained):

@@ -91,7 +91,8 @@ def test_phases_leave_optim_lr_unused():
 def test_cnnlab_run_warns_that_a_set_lr_is_unused_under_phases(capsys):
     from engine.cli import main
 
-    phases = ["--set", "train.epochs=2", "--set", "train.phases=[{epochs = 2, lr = 0.001}]", "--set", "train.device=cpu"]
+    phases = ["--set", "train.epochs=2", "--set", "train.phases=[{epochs = 2, lr = 0.001}]"]
+    phases += ["--set", "train.device=cpu"]
     assert main(["run", "shapes-demo", *phases, "--set", "optim.lr=0.5", "--dry-run"]) == 0
     assert "warning: --set optim.lr: not used: the phases set their own lr" in capsys.readouterr().err
     assert main(["run", "shapes-demo", "--set", "optim.lr=0.5", "--set", "train.device=cpu", "--dry-run"]) == 0
