@@ -27,7 +27,14 @@ from engine.presets import find_preset
 from engine.runs import RunFolder, read_run, user_presets_dir
 
 FULL_MATRIX_MAX = 20  # above this many classes the matrix is summarised (worst classes, most-confused pairs)
-FIGURES = (("train_loss", "train loss"), ("train_acc", "train acc"), ("val_loss", "val loss"), ("val_acc", "val acc"), ("test_loss", "test loss"), ("test_acc", "test acc"))
+FIGURES = (
+    ("train_loss", "train loss"),
+    ("train_acc", "train acc"),
+    ("val_loss", "val loss"),
+    ("val_acc", "val acc"),
+    ("test_loss", "test loss"),
+    ("test_acc", "test acc"),
+)
 
 
 def _bar(frac: float | None, width: int = 20) -> Text:
@@ -77,7 +84,9 @@ def reference_table(preset, metrics: list[dict[str, Any]], summary: dict[str, An
         table.add_row(*cells)
     best = summary.get("best_val_acc")
     if best is not None:
-        table.add_row("best val acc", f"{cli_pct(best)} @{summary.get('best_epoch', '?')} ep", *([""] * (2 if ref else 0)))
+        table.add_row(
+            "best val acc", f"{cli_pct(best)} @{summary.get('best_epoch', '?')} ep", *([""] * (2 if ref else 0))
+        )
     if reference is not None and reference.note:
         table.caption = Text(reference.note)
     return table
@@ -106,7 +115,9 @@ def per_class_table(summary: dict[str, Any]) -> Table:
     table.add_column("images", justify="right", style="dim")
     for i, acc in enumerate(accs):
         n = sum(confusion[i]) if i < len(confusion) else None
-        table.add_row(Text(names[i] if i < len(names) else str(i)), cli_pct(acc), _bar(acc), "" if n is None else str(n))
+        table.add_row(
+            Text(names[i] if i < len(names) else str(i)), cli_pct(acc), _bar(acc), "" if n is None else str(n)
+        )
     return table
 
 
@@ -139,7 +150,13 @@ def confusion_table(summary: dict[str, Any]) -> RenderableType:
         for t, p, n in confused_pairs(confusion, names, 10):
             pairs.add_row(Text(t), Text(p), str(n))
         return Group(worst, Text(""), pairs)
-    table = Table(title="confusion matrix (rows: true class, columns: predicted)", box=None, pad_edge=False, title_justify="left", collapse_padding=True)
+    table = Table(
+        title="confusion matrix (rows: true class, columns: predicted)",
+        box=None,
+        pad_edge=False,
+        title_justify="left",
+        collapse_padding=True,
+    )
     table.add_column("true \\ pred")
     for j in range(len(confusion)):
         table.add_column(str(j), justify="right")
@@ -175,14 +192,19 @@ def render_thumbnail(example: dict[str, Any], width: int = 16) -> RenderableType
         for x in range(img.width):
             top = px[x, y]
             bottom = px[x, y + 1] if y + 1 < img.height else (0, 0, 0)
-            art.append("▀", Style(color=f"rgb({top[0]},{top[1]},{top[2]})", bgcolor=f"rgb({bottom[0]},{bottom[1]},{bottom[2]})"))
+            art.append(
+                "▀",
+                Style(color=f"rgb({top[0]},{top[1]},{top[2]})", bgcolor=f"rgb({bottom[0]},{bottom[1]},{bottom[2]})"),
+            )
         if y + 2 < img.height:
             art.append("\n")
     room = max(width, 12)
     if example.get("correct"):
         caption = Text(f"✓ {example.get('pred', '?')}"[:room], style="bold green")
     else:
-        caption = Text(f"✗ {example.get('pred', '?')}"[:room], style="bold red") + Text("\n" + f"true: {example.get('true', '?')}"[:room], style="dim")
+        caption = Text(f"✗ {example.get('pred', '?')}"[:room], style="bold red") + Text(
+            "\n" + f"true: {example.get('true', '?')}"[:room], style="dim"
+        )
     return Group(art, caption)
 
 
@@ -228,15 +250,46 @@ def sweep_table(rows: list[dict[str, Any]], varied: list[str], metric: str = "va
 
 def config_essentials(exp: Experiment, preset_name: str) -> Text:
     d, m, o, s, t, a = exp.data, exp.model, exp.optim, exp.schedule, exp.train, exp.augment
-    opt = f"{o.name} lr {o.lr:g}" + (f" momentum {o.momentum:g}" if o.name == "sgd" else "") + (f" wd {o.weight_decay:g}" if o.weight_decay else "")
+    opt = (
+        f"{o.name} lr {o.lr:g}"
+        + (f" momentum {o.momentum:g}" if o.name == "sgd" else "")
+        + (f" wd {o.weight_decay:g}" if o.weight_decay else "")
+    )
     if o.grad_clip:
         opt += f" clip {o.grad_clip:g}"
-    aug = [n for n, on in (("flip", a.hflip), (f"crop±{a.crop_padding}", a.crop_padding), (f"rotate {a.rotation:g}°", a.rotation), (f"jitter {a.color_jitter:g}", a.color_jitter), (f"mixup {a.mixup_alpha:g}", a.mixup_alpha), (f"smoothing {a.label_smoothing:g}", a.label_smoothing)) if on]
+    aug = [
+        n
+        for n, on in (
+            ("flip", a.hflip),
+            (f"crop±{a.crop_padding}", a.crop_padding),
+            (f"rotate {a.rotation:g}°", a.rotation),
+            (f"jitter {a.color_jitter:g}", a.color_jitter),
+            (f"mixup {a.mixup_alpha:g}", a.mixup_alpha),
+            (f"smoothing {a.label_smoothing:g}", a.label_smoothing),
+        )
+        if on
+    ]
     lines = [
         ("preset", preset_name or "-"),
-        ("data", f"{d.dataset}" + (f", first {d.classes} classes" if d.classes else "") + (f", {d.train_subset} train images" if d.train_subset else "") + f", val split {d.val_split:g}" + (f", test split {d.test_split:g}" if d.test_split else "")),
-        ("model", f"{m.arch}" + (" (ImageNet weights)" if m.pretrained else "") + (f", init {m.init}" if m.init != "default" else "")),
-        ("training", f"{t.epochs} epochs, batch {t.batch_size}, {opt}, schedule {s.name}" + (f", {len(t.phases)} phases" if t.phases else "")),
+        (
+            "data",
+            f"{d.dataset}"
+            + (f", first {d.classes} classes" if d.classes else "")
+            + (f", {d.train_subset} train images" if d.train_subset else "")
+            + f", val split {d.val_split:g}"
+            + (f", test split {d.test_split:g}" if d.test_split else ""),
+        ),
+        (
+            "model",
+            f"{m.arch}"
+            + (" (ImageNet weights)" if m.pretrained else "")
+            + (f", init {m.init}" if m.init != "default" else ""),
+        ),
+        (
+            "training",
+            f"{t.epochs} epochs, batch {t.batch_size}, {opt}, schedule {s.name}"
+            + (f", {len(t.phases)} phases" if t.phases else ""),
+        ),
         ("augment", ", ".join(aug) or "none"),
     ]
     text = Text()
@@ -281,7 +334,15 @@ def run_report(run_dir: Path, summary: dict[str, Any] | None = None, runs_dir: P
     if summary.get("per_class_acc"):
         if summary.get("test_checkpoint"):
             parts += [Text(""), Text(f"test figures from the {summary['test_checkpoint']} checkpoint", style="dim")]
-        parts += [Text(""), per_class_table(summary), Text(""), confusion_table(summary), Text(""), Text("test images: predicted label (green right, red wrong) and the true one when wrong", style="bold"), examples_grid(summary)]
+        parts += [
+            Text(""),
+            per_class_table(summary),
+            Text(""),
+            confusion_table(summary),
+            Text(""),
+            Text("test images: predicted label (green right, red wrong) and the true one when wrong", style="bold"),
+            examples_grid(summary),
+        ]
     elif info.state == "finished":
         parts += [Text(""), Text("no test set: no per-class figures (set data.test_split to carve one)", style="dim")]
     return Group(*parts)

@@ -61,7 +61,9 @@ def plan_trials(
     grid, random = dict(grid or {}), dict(random or {})
     problems: list[tuple[str, str]] = []
     if not grid and not random:
-        problems.append(("grid", "a sweep needs a grid (lists of values) or a random search (ranges and a trial count)"))
+        problems.append(
+            ("grid", "a sweep needs a grid (lists of values) or a random search (ranges and a trial count)")
+        )
     if random and trials is None:
         problems.append(("trials", "a random search needs a trial count"))
     if trials is not None and not random:
@@ -96,7 +98,9 @@ def plan_trials(
     draws: list[dict[str, Any]] = [{}]
     if random:
         rng = _random.Random(seed)
-        draws = [{k: _draw(rng, s, isinstance(base_flat[k], int)) for k, s in random.items()} for _ in range(trials or 0)]
+        draws = [
+            {k: _draw(rng, s, isinstance(base_flat[k], int)) for k, s in random.items()} for _ in range(trials or 0)
+        ]
     plan = [{**p, **d} for p in points for d in draws]
 
     # Every trial is validated whole, so values that only fit together (schedule.name = onecycle with a
@@ -176,7 +180,13 @@ class Sweep:
         varied = list(dict.fromkeys(k for t in trials for k in t))
         sweep = cls(path, base, trials, metric, preset or "", varied, spec or {})
         doc = {
-            "sweep": {"preset": sweep.preset, "metric": metric, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "varied": varied, **(spec or {})},
+            "sweep": {
+                "preset": sweep.preset,
+                "metric": metric,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "varied": varied,
+                **(spec or {}),
+            },
             "trials": [{"index": i, "overrides": t} for i, t in enumerate(trials, 1)],
             "experiment": base.model_dump(mode="json", exclude_none=True),
         }
@@ -196,7 +206,15 @@ class Sweep:
         base = validate_experiment(doc.get("experiment", {}), str(path / SWEEP_FILE))
         trials = [dict(t.get("overrides", {})) for t in sorted(doc.get("trials", []), key=lambda t: t.get("index", 0))]
         spec = {k: v for k, v in meta.items() if k not in ("preset", "metric", "created", "varied")}
-        return cls(path, base, trials, meta.get("metric", "val_acc"), meta.get("preset", ""), list(meta.get("varied", [])), spec)
+        return cls(
+            path,
+            base,
+            trials,
+            meta.get("metric", "val_acc"),
+            meta.get("preset", ""),
+            list(meta.get("varied", [])),
+            spec,
+        )
 
     def trial_experiment(self, index: int) -> Experiment:
         return apply_overrides(self.base, self.trials[index - 1])
@@ -204,7 +222,9 @@ class Sweep:
     def trial_folder(self, index: int) -> Path | None:
         """The run folder of trial `index` (1-based), if it was started; the newest if there are several."""
         pattern = re.compile(rf"-trial-{index:03d}-[0-9a-f]+$")
-        found = sorted(p for p in self.path.iterdir() if p.is_dir() and pattern.search(p.name) and (p / "config.toml").exists())
+        found = sorted(
+            p for p in self.path.iterdir() if p.is_dir() and pattern.search(p.name) and (p / "config.toml").exists()
+        )
         return found[-1] if found else None
 
 
@@ -222,7 +242,18 @@ def trial_row(sweep: Sweep, index: int, folder: Path | None) -> dict[str, Any]:
     overrides = sweep.trials[index - 1]
     for key in sweep.varied:
         row[key] = overrides.get(key)
-    row.update(state="pending", epochs=0, train_acc=None, val_acc=None, test_acc=None, train_loss=None, val_loss=None, test_loss=None, minutes=None, run="")
+    row.update(
+        state="pending",
+        epochs=0,
+        train_acc=None,
+        val_acc=None,
+        test_acc=None,
+        train_loss=None,
+        val_loss=None,
+        test_loss=None,
+        minutes=None,
+        run="",
+    )
     if folder is None:
         return row
     rf = RunFolder(folder)

@@ -50,19 +50,27 @@ def run_sweep(
         spec["grid"] = grid
     if random:
         spec.update(random=random, trials=trials, seed=seed)
-    sweep = Sweep.create(Path(runs_dir or default_runs_dir()), base_exp, plan, metric=metric, preset=preset, name=name, spec=spec)
+    sweep = Sweep.create(
+        Path(runs_dir or default_runs_dir()), base_exp, plan, metric=metric, preset=preset, name=name, spec=spec
+    )
     return _run_trials(sweep, listener, handle, on_trial)
 
 
 def resume_sweep(
-    sweep_dir: Path, *, listener: Listener | None = None, handle: RunHandle | None = None, on_trial: TrialCallback | None = None
+    sweep_dir: Path,
+    *,
+    listener: Listener | None = None,
+    handle: RunHandle | None = None,
+    on_trial: TrialCallback | None = None,
 ) -> SweepResult:
     """Continue a sweep: finished (and diverged) trials are kept, a stopped, crashed or failed trial
     resumes from its checkpoint, trials never started run."""
     return _run_trials(Sweep.load(sweep_dir), listener, handle, on_trial)
 
 
-def _run_trials(sweep: Sweep, listener: Listener | None, handle: RunHandle | None, on_trial: TrialCallback | None) -> SweepResult:
+def _run_trials(
+    sweep: Sweep, listener: Listener | None, handle: RunHandle | None, on_trial: TrialCallback | None
+) -> SweepResult:
     from engine.trainer import resume_run, run_experiment  # torch, only when something trains
 
     handle = handle or RunHandle()

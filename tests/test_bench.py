@@ -100,7 +100,11 @@ def test_engine_experiment_keeps_the_recipe_and_swaps_the_data(tmp_path):
     assert (e.data.dataset, e.data.root, e.data.train_subset, e.data.val_split) == ("folder", str(tmp_path), 512, 0)
     assert e.train.epochs == 1 and e.schedule.name == "constant"  # plateau needs a validation split
     assert (e.model, e.optim, e.augment) == (exp.model, exp.optim, exp.augment)
-    assert (e.train.batch_size, e.train.precision, e.train.channels_last) == (256, exp.train.precision, exp.train.channels_last)
+    assert (e.train.batch_size, e.train.precision, e.train.channels_last) == (
+        256,
+        exp.train.precision,
+        exp.train.channels_last,
+    )
 
 
 def test_plans_and_targets():
@@ -108,7 +112,9 @@ def test_plans_and_targets():
     by = {t.label: t for t in targets}
     assert by["backbone"].batch == 256 and (by["backbone"].steps, by["backbone"].repeats) == (1, 2)
     assert by["simplecnn"].repeats == bench_targets.DEFAULT_REPEATS
-    (t,) = bench_targets.resolve_targets(model="mobilenet", batch=32, steps=3, repeats=1, sets={"train.precision": "fp32"})
+    (t,) = bench_targets.resolve_targets(
+        model="mobilenet", batch=32, steps=3, repeats=1, sets={"train.precision": "fp32"}
+    )
     assert (t.batch, t.steps, t.repeats, t.exp.train.precision, t.exp.data.dataset) == (32, 3, 1, "fp32", "cifar100")
     with pytest.raises(BenchError, match="not one of"):
         bench_targets.resolve_targets(models=["lenet"])

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cnnlab(*args, env_extra=None, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def test_run_trains_prints_the_folder_and_lists_it(tmp_path, capsys):
@@ -66,7 +68,16 @@ def test_dry_run_prints_the_parameter_count():
 
 
 def test_missing_dataset_is_a_short_message(tmp_path):
-    p = cnnlab("run", "shapes-demo", "--set", "data.dataset=cifar100", "--data-dir", str(tmp_path / "absent"), "--runs-dir", str(tmp_path / "runs"))
+    p = cnnlab(
+        "run",
+        "shapes-demo",
+        "--set",
+        "data.dataset=cifar100",
+        "--data-dir",
+        str(tmp_path / "absent"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
     assert p.returncode == 2  # bad input, as a dry run's missing dataset is
     assert str(tmp_path / "absent") in p.stdout + p.stderr and "Traceback" not in p.stdout + p.stderr
 
@@ -82,8 +93,21 @@ def test_presets_and_keys_list_without_importing_torch():
 def test_ctrl_c_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = ["run", "shapes-demo", *tiny_sets(**{"train.epochs": 3, "data.train_subset": 1536, "train.batch_size": 32}), "--runs-dir", str(runs)]
-    proc = subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "run",
+        "shapes-demo",
+        *tiny_sets(**{"train.epochs": 3, "data.train_subset": 1536, "train.batch_size": 32}),
+        "--runs-dir",
+        str(runs),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (list_runs(runs) and list_runs(runs)[0].epochs_done >= 1):
         time.sleep(0.05)
@@ -95,7 +119,7 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
     assert (info.path / "checkpoints" / "last.pt").exists()
     p = cnnlab("resume", str(info.path))
     assert p.returncode == 0, p.stdout + p.stderr
-    rows = [json.loads(l) for l in (info.path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (info.path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     again = cnnlab("resume", str(info.path))
     assert again.returncode == 2 and "nothing to resume" in again.stderr

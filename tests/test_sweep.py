@@ -39,7 +39,11 @@ def test_grid_is_the_cartesian_product_first_key_slowest():
         ({"grid": {"schedule.name": ["cosine", "onecycle"]}}, "schedule.max_lr", ["trial 2", "schedule.name=onecycle"]),
         ({"random": {"optim.lr": {"low": 0.1, "high": 0.01}}, "trials": 2}, "optim.lr", ["below"]),
         ({"random": {"optim.lr": {"low": 0, "high": 0.1, "log": True}}, "trials": 2}, "optim.lr", ["log"]),
-        ({"random": {"optim.lr": {"low": 0.001, "high": 20}}, "trials": 2}, "optim.lr", ["20", "less than or equal to 10"]),
+        (
+            {"random": {"optim.lr": {"low": 0.001, "high": 20}}, "trials": 2},
+            "optim.lr",
+            ["20", "less than or equal to 10"],
+        ),
         ({"random": {"optim.lr": {"low": 0.001, "high": 0.1}}}, "trials", ["trial count"]),
         ({}, "grid", ["needs a grid"]),
     ],
@@ -57,9 +61,14 @@ def test_bad_plans_are_refused_naming_the_key(kwargs, key, words):
 def test_random_search_is_seeded_in_range_and_integer_where_the_field_is():
     spec = {"optim.lr": {"low": 1e-4, "high": 1e-1, "log": True}, "train.batch_size": {"low": 16, "high": 256}}
     a = plan_trials(BASE, random=spec, trials=20, seed=3)
-    assert a == plan_trials(BASE, random=spec, trials=20, seed=3) and a != plan_trials(BASE, random=spec, trials=20, seed=4)
+    assert a == plan_trials(BASE, random=spec, trials=20, seed=3) and a != plan_trials(
+        BASE, random=spec, trials=20, seed=4
+    )
     assert len(a) == 20 and len({t["optim.lr"] for t in a}) == 20
-    assert all(1e-4 <= t["optim.lr"] <= 1e-1 and isinstance(t["train.batch_size"], int) and 16 <= t["train.batch_size"] <= 256 for t in a)
+    assert all(
+        1e-4 <= t["optim.lr"] <= 1e-1 and isinstance(t["train.batch_size"], int) and 16 <= t["train.batch_size"] <= 256
+        for t in a
+    )
     assert sum(t["optim.lr"] < 1e-2 for t in a) >= 8  # log-uniform: two of the three decades lie below 0.01
     both = plan_trials(BASE, grid={"optim.momentum": [0.9, 0.5]}, random={"optim.lr": spec["optim.lr"]}, trials=3)
     assert [t["optim.momentum"] for t in both] == [0.9] * 3 + [0.5] * 3
@@ -83,7 +92,18 @@ def _fake_trial(sweep: Sweep, index: int, *, val, test, train=0.9, state="finish
     """A trial's run folder as the trainer leaves it."""
     folder = RunFolder.create(sweep.path, sweep.trial_experiment(index), name=f"trial-{index:03d}")
     for e, v in ((1, val - 0.05), (2, val)):
-        folder.append_metrics({"epoch": e, "train_loss": 0.5, "train_acc": train, "val_loss": 1.0 - v, "val_acc": v, "lr": 0.1, "seconds": 30.0 * minutes, "images_per_sec": 1.0})
+        folder.append_metrics(
+            {
+                "epoch": e,
+                "train_loss": 0.5,
+                "train_acc": train,
+                "val_loss": 1.0 - v,
+                "val_acc": v,
+                "lr": 0.1,
+                "seconds": 30.0 * minutes,
+                "images_per_sec": 1.0,
+            }
+        )
     if state == "finished":
         folder.write_summary({"best_val_acc": val, "best_epoch": 2, "test_acc": test, "test_loss": 1.0})
     folder.write_status(state)
@@ -100,14 +120,31 @@ def test_results_table_sorts_by_the_metric_and_writes_csv(tmp_path):
     assert [r["trial"] for r in rows] == [2, 1, 3]
     best = rows[0]
     assert best["optim.lr"] == 0.001 and best["optim.momentum"] == 0.9
-    assert (best["train_acc"], best["val_acc"], best["test_acc"], best["minutes"], best["state"]) == (0.778, 0.538, 0.546, 10.82, "finished")
+    assert (best["train_acc"], best["val_acc"], best["test_acc"], best["minutes"], best["state"]) == (
+        0.778,
+        0.538,
+        0.546,
+        10.82,
+        "finished",
+    )
     assert rows[2]["state"] == "pending" and rows[2]["val_acc"] is None
     assert [r["trial"] for r in results_table(sweep.path, "val_loss")] == [2, 1, 3]  # losses: lowest first
     assert [r["trial"] for r in results_table(sweep.path, "test_acc")] == [2, 1, 3]
 
     out = write_csv(rows, tmp_path / "out" / "table.csv", sweep.varied)
     lines = list(csv.DictReader(out.open()))
-    assert list(lines[0]) == ["trial", "optim.lr", "optim.momentum", "state", "epochs", "train_acc", "val_acc", "test_acc", "minutes", "run"]
+    assert list(lines[0]) == [
+        "trial",
+        "optim.lr",
+        "optim.momentum",
+        "state",
+        "epochs",
+        "train_acc",
+        "val_acc",
+        "test_acc",
+        "minutes",
+        "run",
+    ]
     assert lines[0]["optim.lr"] == "0.001" and lines[0]["test_acc"] == "0.546" and lines[2]["val_acc"] == ""
     # the trials are ordinary runs in the runs list
     assert {r.id for r in list_runs(tmp_path / "runs")} == {r["run"] for r in rows if r["run"]}
@@ -160,7 +197,13 @@ def test_a_tiny_grid_sweep_runs_stops_resumes_and_tabulates(tmp_path, capsys):
     """Shapes, 256 images, 1 epoch, a 2x2 grid; stopped during trial 2, then resumed from the CLI."""
     # fp32: bf16 autocast (precision "auto" on a CPU) is several times slower on CPUs without bf16 units;
     # a carved test split of 64 images instead of the generated 1,000 keeps each trial's test pass short
-    small = {"data.train_subset": 256, "data.test_split": 0.25, "train.epochs": 1, "train.batch_size": 64, "train.precision": "fp32"}
+    small = {
+        "data.train_subset": 256,
+        "data.test_split": 0.25,
+        "train.epochs": 1,
+        "train.batch_size": 64,
+        "train.precision": "fp32",
+    }
     base = tiny_experiment(**small)
     grid = {"optim.lr": [0.05, 0.01], "optim.momentum": [0.9, 0.5]}
     handle, started, lines = RunHandle(), [], []
@@ -172,13 +215,20 @@ def test_a_tiny_grid_sweep_runs_stops_resumes_and_tabulates(tmp_path, capsys):
             handle.stop()
 
     first = run_sweep(
-        base, runs_dir=tmp_path / "runs", grid=grid, preset="shapes-demo", listener=listener, handle=handle,
+        base,
+        runs_dir=tmp_path / "runs",
+        grid=grid,
+        preset="shapes-demo",
+        listener=listener,
+        handle=handle,
         on_trial=lambda i, n, row: lines.append((i, n, row["state"])),
     )
     assert first.state == "stopped" and "--resume" in first.message
     assert lines == [(1, 4, "finished"), (2, 4, "stopped")]
     sweep = Sweep.load(first.path)
-    assert sweep.preset == "shapes-demo" and sweep.metric == "val_acc" and sweep.varied == ["optim.lr", "optim.momentum"]
+    assert (
+        sweep.preset == "shapes-demo" and sweep.metric == "val_acc" and sweep.varied == ["optim.lr", "optim.momentum"]
+    )
     assert sweep.trial_folder(3) is None
     done_1 = sweep.trial_folder(1)
     stopped_2 = sweep.trial_folder(2)

@@ -29,10 +29,15 @@ def render(result: dict[str, Any]):
     from rich.text import Text
 
     m = result["machine"]
-    table = Table(title="cnnlab bench: training images/s, median ±IQR", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title="cnnlab bench: training images/s, median ±IQR", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
     for col in ("model", "batch", "pure", "engine", "rep. w0", "rep. w2", "eng/pure", "eng/rep"):
         table.add_column(col, justify="left" if col == "model" else "right")
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, Python {m['python']}"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
+        f"torch {m['torch']}, Python {m['python']}"
+    ]
     for r in result["models"]:
         best = r["reports_best_workers"]
         table.add_row(
@@ -61,8 +66,8 @@ def render(result: dict[str, Any]):
     for mem in result["memory"]:
         parts.append(
             Text(
-                f"memory: {mem['dataset']} train split, {mem['train_images']:,} images: {_mb(mem['uint8_bytes'])} as uint8 "
-                f"(held so) vs {_mb(mem['float32_bytes'])} as float32"
+                f"memory: {mem['dataset']} train split, {mem['train_images']:,} images: "
+                f"{_mb(mem['uint8_bytes'])} as uint8 (held so) vs {_mb(mem['float32_bytes'])} as float32"
             )
         )
     c = result.get("cache")
@@ -70,9 +75,9 @@ def render(result: dict[str, Any]):
         ok = c["speedup"] >= GOAL_CACHE_SPEEDUP
         parts.append(
             Text.from_markup(
-                f"decoded cache: {c['images']:,} PNG files, first load {c['first_s']:.3f} s, second {c['second_s']:.3f} s: "
-                f"[{'green' if ok else 'red'}]{c['speedup']:.1f}x[/] (goal ≥ {GOAL_CACHE_SPEEDUP:.0f}x); held as {c['held_dtype']}, "
-                f"{_mb(c['held_bytes'])}"
+                f"decoded cache: {c['images']:,} PNG files, first load {c['first_s']:.3f} s, "
+                f"second {c['second_s']:.3f} s: [{'green' if ok else 'red'}]{c['speedup']:.1f}x[/] "
+                f"(goal ≥ {GOAL_CACHE_SPEEDUP:.0f}x); held as {c['held_dtype']}, {_mb(c['held_bytes'])}"
             )
         )
     return Group(*parts)

@@ -24,7 +24,11 @@ def spread(values: list[float], digits: int = 1) -> dict[str, Any]:
     if len(vals) >= 2:
         q = statistics.quantiles(vals, n=4, method="inclusive")
         iqr = q[2] - q[0]
-    return {"median": round(statistics.median(vals), digits), "iqr": round(iqr, digits), "runs": [round(v, digits) for v in values]}
+    return {
+        "median": round(statistics.median(vals), digits),
+        "iqr": round(iqr, digits),
+        "runs": [round(v, digits) for v in values],
+    }
 
 
 def bench_target(target: Target, root: Path, runs_dir: Path, say=lambda text: None) -> dict[str, Any]:
@@ -53,7 +57,11 @@ def bench_target(target: Target, root: Path, runs_dir: Path, say=lambda text: No
         nonlocal first_engine, engine_info
         # The engine's first run warms torch up like the other ways' first steps; later runs only
         # need their first step (optimizer state, allocations) kept out of the timing.
-        info = engine_once(eng_exp if first_engine else engine_experiment(exp, root, (1 + target.steps) * target.batch), runs_dir, target.warmup if first_engine else 1)
+        info = engine_once(
+            eng_exp if first_engine else engine_experiment(exp, root, (1 + target.steps) * target.batch),
+            runs_dir,
+            target.warmup if first_engine else 1,
+        )
         first_engine = False
         engine_info = info
         epoch_end.append(info["epoch_end_s"])

@@ -178,4 +178,8 @@ def memory_line(exp: Experiment) -> dict[str, Any] | None:
 
 
 def goals() -> dict[str, float]:
-    return {"engine_vs_pure": GOAL_ENGINE_VS_PURE, "engine_vs_reports": GOAL_ENGINE_VS_REPORTS, "cache_speedup": GOAL_CACHE_SPEEDUP}
+    return {
+        "engine_vs_pure": GOAL_ENGINE_VS_PURE,
+        "engine_vs_reports": GOAL_ENGINE_VS_REPORTS,
+        "cache_speedup": GOAL_CACHE_SPEEDUP,
+    }

@@ -31,23 +31,35 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
         "print medians and the ratios engine/pure (goal >= 0.90) and engine/reports (goal >= 2). Without a preset "
         "or --model it benches " + ", ".join(DEFAULT_MODELS) + " at their presets' batch sizes.",
     )
-    sp.add_argument("preset", nargs="?", metavar="PRESET_OR_TOML", help="bench this preset (default: the four report models)")
-    sp.add_argument("--model", choices=list(ARCHS), help="bench an architecture on CIFAR-shaped data instead of a preset")
+    sp.add_argument(
+        "preset", nargs="?", metavar="PRESET_OR_TOML", help="bench this preset (default: the four report models)"
+    )
+    sp.add_argument(
+        "--model", choices=list(ARCHS), help="bench an architecture on CIFAR-shaped data instead of a preset"
+    )
     sp.add_argument("--batch", type=int, help="batch size (default: the preset's; 128 with --model)")
     sp.add_argument(
         "--models",
         help="comma-separated subset of " + ",".join(MODEL_PRESETS) + " (default " + ",".join(DEFAULT_MODELS) + ")",
     )
     sp.add_argument("--repeats", type=int, help=f"turns of every way (default {DEFAULT_REPEATS}; the Backbone 2)")
-    sp.add_argument("--steps", type=int, help="timed steps per way (default per model, e.g. 10 for simplecnn, 1 for the Backbone)")
+    sp.add_argument(
+        "--steps", type=int, help="timed steps per way (default per model, e.g. 10 for simplecnn, 1 for the Backbone)"
+    )
     sp.add_argument("--warmup", type=int, help="untimed steps before the first timing of each way")
     sp.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     sp.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. train.precision=bf16 (repeatable)"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. train.precision=bf16 (repeatable)",
     )
     sp.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     sp.add_argument(
-        "--ui", action="store_true", help="measure the console instead (start-up, event-loop lateness, chart cost): `cnnlab bench --ui`"
+        "--ui",
+        action="store_true",
+        help="measure the console instead (start-up, event-loop lateness, chart cost): `cnnlab bench --ui`",
     )
     sp.set_defaults(func=cmd_bench)
 

@@ -57,7 +57,9 @@ def handle(command: Callable[[Any], int], args: Any, err: Console) -> int:
         return command(args)
     except ConfigError as e:
         subject = getattr(args, "subject", "experiment")
-        err.print(f"[bold red]invalid {subject}[/]" + (f" in {escape(e.source)}" if e.source else "") + ":", highlight=False)
+        err.print(
+            f"[bold red]invalid {subject}[/]" + (f" in {escape(e.source)}" if e.source else "") + ":", highlight=False
+        )
         for loc, msg in e.problems:
             err.print(f"  [cyan]{escape(loc or f'({subject})')}[/]: {escape(msg)}", highlight=False)
         return EXIT_USAGE

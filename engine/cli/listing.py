@@ -18,7 +18,9 @@ from engine.runs import list_runs, user_presets_dir
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
-    sub.add_parser("presets", parents=[common], help="list the presets (built-in and yours)").set_defaults(func=cmd_presets)
+    sub.add_parser("presets", parents=[common], help="list the presets (built-in and yours)").set_defaults(
+        func=cmd_presets
+    )
     sub.add_parser("runs", parents=[common], help="list the runs").set_defaults(func=cmd_runs)
     k = sub.add_parser("keys", parents=[common], help="list every config key, its range or choices, and its help")
     k.set_defaults(func=cmd_keys)

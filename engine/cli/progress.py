@@ -84,7 +84,8 @@ class ConsoleProgress:
             if isinstance(ev, RunFinished):
                 s = ev.summary
                 c.print(
-                    f"finished: best val acc {pct(s.get('best_val_acc'))}, test acc {pct(s.get('test_acc'))}", style="green"
+                    f"finished: best val acc {pct(s.get('best_val_acc'))}, test acc {pct(s.get('test_acc'))}",
+                    style="green",
                 )
                 if s.get("collapse_warning"):
                     c.print(s["collapse_warning"], style="bold red")

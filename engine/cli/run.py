@@ -62,17 +62,27 @@ class StopOnInterrupt:
         err.print("stopping at the next batch (Ctrl+C again to abort)…", style="yellow")
         self.handle.stop()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *_):
         signal.signal(signal.SIGINT, self.previous)
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
     r = sub.add_parser("run", parents=[common], help="train a preset or a TOML experiment")
     r.add_argument("source", metavar="PRESET_OR_TOML")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. optim.lr=0.01 (repeatable)")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. optim.lr=0.01 (repeatable)",
+    )
     r.add_argument("--data-dir", help="where the datasets are (sets data.root)")
     r.add_argument("--name", help="a name for the run folder")
-    r.add_argument("--dry-run", action="store_true", help="validate, build the model and run one forward pass; no data or download needed")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, build the model and run one forward pass; no data or download needed",
+    )
     r.set_defaults(func=cmd_run)
 
     rs = sub.add_parser("resume", parents=[common], help="continue a stopped or crashed run from its last checkpoint")
@@ -87,7 +97,9 @@ def cmd_run(args) -> int:
         return _dry_run(exp)
     from engine.trainer import run_experiment
 
-    return _train(lambda **kw: run_experiment(exp, runs_dir=runs, preset=preset.name if preset else None, name=args.name, **kw))
+    return _train(
+        lambda **kw: run_experiment(exp, runs_dir=runs, preset=preset.name if preset else None, name=args.name, **kw)
+    )
 
 
 def cmd_resume(args) -> int:

@@ -15,11 +15,14 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     sp = sub.add_parser(
         "show",
         parents=[common],
-        help="a run's figures beside its report's, per class, the confusion matrix and test images (or a sweep's table)",
+        help="a run's figures beside its report's, per class, the confusion matrix and test images "
+        "(or a sweep's table)",
     )
     sp.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or its id in the runs folder), or a sweep folder")
     sp.add_argument(
-        "--checkpoint", choices=("best", "last"), help="evaluate this checkpoint on the test set now instead of reading summary.json"
+        "--checkpoint",
+        choices=("best", "last"),
+        help="evaluate this checkpoint on the test set now instead of reading summary.json",
     )
     sp.set_defaults(func=cmd_show)
 

@@ -40,7 +40,12 @@ def parse_random_arg(text: str) -> tuple[str, dict[str, Any]]:
     key, sep, rng = text.partition("=")
     parts = rng.split(":")
     usage = f"--random {text!r}: expected KEY=LOW:HIGH or KEY=LOW:HIGH:log, e.g. --random optim.lr=0.0001:0.1:log"
-    if not sep or not key.strip() or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2].strip() not in ("log", "lin")):
+    if (
+        not sep
+        or not key.strip()
+        or len(parts) not in (2, 3)
+        or (len(parts) == 3 and parts[2].strip() not in ("log", "lin"))
+    ):
         raise SweepError(usage)
     low, high = parse_value(parts[0].strip()), parse_value(parts[1].strip())
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
@@ -58,7 +63,9 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
         "is used.",
     )
     sp.add_argument("source", nargs="?", metavar="PRESET_OR_TOML")
-    sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="values of one field (repeatable)")
+    sp.add_argument(
+        "--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="values of one field (repeatable)"
+    )
     sp.add_argument(
         "--random", action="append", default=[], metavar="KEY=LOW:HIGH[:log]", help="a range to draw from (repeatable)"
     )
@@ -66,7 +73,11 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--seed", type=int, help="seed of the random draws (default 0)")
     sp.add_argument("--metric", choices=METRICS, help="what the table is sorted by (default val_acc)")
     sp.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field of the base experiment (repeatable)"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the base experiment (repeatable)",
     )
     sp.add_argument("--data-dir", help="where the datasets are (sets data.root)")
     sp.add_argument("--name", help="a name for the sweep folder")
@@ -147,6 +158,6 @@ def trial_line(i: int, total: int, row: dict[str, Any]) -> str:
     fields = " ".join(f"{k}={v}" for k, v in row.items() if "." in k)
     minutes = f"{row['minutes']:.2f} min" if row.get("minutes") is not None else "-"
     return (
-        f"trial {i}/{total} {row['state']}: {fields}  train {cli_pct(row['train_acc'])}  val {cli_pct(row['val_acc'])}  "
-        f"test {cli_pct(row['test_acc'])}  {minutes}"
+        f"trial {i}/{total} {row['state']}: {fields}  train {cli_pct(row['train_acc'])}  "
+        f"val {cli_pct(row['val_acc'])}  test {cli_pct(row['test_acc'])}  {minutes}"
     )
