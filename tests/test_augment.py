@@ -83,9 +83,9 @@ def test_flip_alone_mirrors_about_half_the_images():
     x = batch(200, size=5)
     torch.manual_seed(2)
     out = crop_flip(x, 0, hflip=True)
-    same = [torch.equal(o, i) for o, i in zip(out, x)]
-    mirrored = [torch.equal(o, i.flip(2)) for o, i in zip(out, x)]
-    assert all(s or m for s, m in zip(same, mirrored))
+    same = [torch.equal(o, i) for o, i in zip(out, x, strict=True)]
+    mirrored = [torch.equal(o, i.flip(2)) for o, i in zip(out, x, strict=True)]
+    assert all(s or m for s, m in zip(same, mirrored, strict=True))
     assert 60 < sum(mirrored) < 140
 
 

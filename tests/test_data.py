@@ -174,7 +174,7 @@ def test_folder_reads_sorted_classes_with_exact_pixels(tmp_path):
     assert_well_formed(s)
     assert s.class_names == ["ant", "moth", "zebra"] and s.test is None and s.val is None
     expected = {img.tobytes(): written.classes.index(name) for name, items in written.images["train"].items() for _, img in items}
-    got = {img.permute(1, 2, 0).numpy().tobytes(): int(y) for img, y in zip(s.train.images, s.train.labels)}
+    got = {img.permute(1, 2, 0).numpy().tobytes(): int(y) for img, y in zip(s.train.images, s.train.labels, strict=True)}
     assert got == expected
 
 

@@ -58,12 +58,12 @@ def test_backbone_layers_channels_and_spatial_sizes_are_report_003s():
     channels, ks = [[3, 128, 256], [256, 512, 1028]], [3, 3]
     assert len(model.backbones) == 2
     layers = []
-    for backbone, chans, k in zip(model.backbones, channels, ks):
+    for backbone, chans, k in zip(model.backbones, channels, ks, strict=True):
         assert len(backbone.blocks) == k
         assert (backbone.gate.in_features, backbone.gate.out_features) == (chans[0], k)
         assert isinstance(backbone.norm, nn.BatchNorm2d) and backbone.norm.num_features == chans[-1]
         for block in backbone.blocks:
-            assert [(layer[0].in_channels, layer[0].out_channels) for layer in block] == list(zip(chans, chans[1:]))
+            assert [(layer[0].in_channels, layer[0].out_channels) for layer in block] == list(zip(chans, chans[1:], strict=False))
             for layer in block:
                 assert [type(m) for m in layer] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Dropout]
                 assert layer[0].kernel_size == (3, 3) and layer[0].padding == (1, 1)

@@ -40,7 +40,7 @@ def torch_curve(make, epochs=EPOCHS, steps=STEPS, per_batch=False, base=BASE) ->
 
 def assert_same_curve(ours, theirs):
     assert len(ours) == len(theirs)
-    for i, (a, b) in enumerate(zip(ours, theirs)):
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15), f"step {i}: {a} != {b}"
 
 
@@ -232,8 +232,8 @@ def test_set_trainable_head_freezes_everything_but_the_head_and_all_thaws():
         opt.zero_grad(set_to_none=True)
         model(torch.randn(6, 4)).square().mean().backward()
         opt.step()
-    assert all(torch.equal(a, b) for a, b in zip(body, model.body.parameters()))
-    assert not any(torch.equal(a, b) for a, b in zip(head, model.head.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(body, model.body.parameters(), strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(head, model.head.parameters(), strict=True))
 
     set_trainable(model, "all")
     assert all(p.requires_grad for p in model.parameters())

@@ -234,7 +234,8 @@ def test_presets_are_read_from_the_installed_package_without_torch(tmp_path):
     code = (
         "import sys; from engine.presets import load_presets; ps, probs = load_presets(); "
         "import engine.sweep, engine.show, engine.evaluate; "
-        "print(len(ps), len(probs), ps[0].source.parent.parent == __import__('pathlib').Path(sys.argv[1]), 'torch' in sys.modules)"
+        "print(len(ps), len(probs), ps[0].source.parent.parent == __import__('pathlib').Path(sys.argv[1]), "
+        "'torch' in sys.modules)"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run([sys.executable, "-c", code, str(site)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)

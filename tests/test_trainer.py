@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from engine.checkpoint import load_checkpoint
-from engine.events import EpochFinished, RunDiverged, RunFailed, RunFinished, RunHandle, RunStarted, RunStopped
-from engine.runs import RunFolder, list_runs
 from engine.dry_run import dry_run
+from engine.events import EpochFinished, RunDiverged, RunFailed, RunFinished, RunHandle, RunStarted
+from engine.runs import list_runs
 from engine.trainer import resume_run, run_experiment
 from tests.tiny import tiny_experiment
 
@@ -79,7 +79,7 @@ def test_stop_then_resume_continues_the_curve_exactly(tmp_path):
     assert again.state == "finished", again.message
     resumed = again.folder.metrics()
     assert [r["epoch"] for r in resumed] == [1, 2, 3]
-    for a, b in zip(straight, resumed):
+    for a, b in zip(straight, resumed, strict=True):
         assert a["lr"] == pytest.approx(b["lr"])
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["val_acc"] == pytest.approx(b["val_acc"])
@@ -237,7 +237,7 @@ def _write_shapes_as_png_folder(root: Path, per_class: int) -> None:
     splits = load_splits(DataConfig(dataset="shapes", val_split=0, cache=False))
     for split, data, n in (("train", splits.train, per_class), ("test", splits.test, per_class // 4)):
         counts = {}
-        for img, label in zip(data.images, data.labels.tolist()):
+        for img, label in zip(data.images, data.labels.tolist(), strict=True):
             if counts.get(label, 0) >= n:
                 continue
             counts[label] = counts.get(label, 0) + 1

@@ -87,12 +87,14 @@ def missing_message(cfg: DataConfig) -> str:
     expected = f"{shown(folder)}/ holding {', '.join(layout['files'])} (the python version of the dataset)"
     if folder.is_dir():
         return (
-            f"{layout['title']} in {shown(folder)} is incomplete or corrupted (a file is missing or its checksum is wrong); "
+            f"{layout['title']} in {shown(folder)} is incomplete or corrupted "
+            "(a file is missing or its checksum is wrong); "
             f"expected {expected}. Delete that folder and run again with --set data.download=true, or unpack "
             f"{layout['archive']} there again."
         )
     return (
-        f"{layout['title']} was not found in {shown(root)}: expected {expected}. Run again with --set data.download=true "
-        f"to download it (about {layout['download_mb']} MB) into that folder, unpack {layout['archive']} there yourself, "
+        f"{layout['title']} was not found in {shown(root)}: expected {expected}. "
+        f"Run again with --set data.download=true to download it (about {layout['download_mb']} MB) into that folder, "
+        f"unpack {layout['archive']} there yourself, "
         f"or point data.root (--data-dir) at the folder that holds {layout['folder']}/."
     )

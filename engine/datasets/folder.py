@@ -25,9 +25,10 @@ Listing = list[tuple[str, int]]
 
 def missing_message(root: Path, what: str) -> str:
     return (
-        f"No image folder dataset in {shown(root)} ({what}): expected {shown(root / 'train')}/<class>/<images> with one "
-        "folder per class (any format Pillow reads: PNG, JPEG, ...), and optionally val/<class>/ and test/<class>/ "
-        "beside train/. Point data.root (--data-dir) at the folder that holds train/."
+        f"No image folder dataset in {shown(root)} ({what}): "
+        f"expected {shown(root / 'train')}/<class>/<images> with one folder per class "
+        "(any format Pillow reads: PNG, JPEG, ...), and optionally val/<class>/ and test/<class>/ beside train/. "
+        "Point data.root (--data-dir) at the folder that holds train/."
     )
 
 
@@ -79,7 +80,7 @@ def source(cfg: DataConfig) -> Source:
         # An optional val/ or test/ with no images of the kept classes counts as absent.
         parts = [_decode(listing, cfg.image_size) if listing else None for listing in (train, val, test)]
         size = parts[0][0].shape[1:]
-        for name, part in zip(("val", "test"), parts[1:]):
+        for name, part in zip(("val", "test"), parts[1:], strict=False):
             if part is not None and part[0].shape[1:] != size:
                 raise DatasetUnusable(
                     f"the images in {shown(root / name)} are {part[0].shape[-1]}x{part[0].shape[-2]} but those in "

@@ -80,8 +80,8 @@ def decode_files(paths: list[str], size: int | None) -> torch.Tensor:
                     im = im.resize((size, size), Image.Resampling.BILINEAR)
                 if im.size != (w, h):
                     raise DatasetUnusable(
-                        f"{shown(path)} is {im.size[0]}x{im.size[1]} but {shown(paths[0])} is {w}x{h}: images of different sizes "
-                        "need data.image_size to resize them all to one square size"
+                        f"{shown(path)} is {im.size[0]}x{im.size[1]} but {shown(paths[0])} is {w}x{h}: "
+                        "images of different sizes need data.image_size to resize them all to one square size"
                     )
                 out[i] = np.asarray(im).transpose(2, 0, 1)
         except (OSError, UnidentifiedImageError, ValueError) as err:

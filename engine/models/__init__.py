@@ -105,4 +105,7 @@ def weights_note(cfg: ModelConfig) -> str:
     path = imagenet_weights_file()
     if os.path.isfile(path):
         return f"ImageNet weights (torchvision IMAGENET1K_V2) present at {path}"
-    return f"ImageNet weights (torchvision IMAGENET1K_V2) are not at {path}: the run fetches them from {IMAGENET_WEIGHTS.url}"
+    return (
+        f"ImageNet weights (torchvision IMAGENET1K_V2) are not at {path}: "
+        f"the run fetches them from {IMAGENET_WEIGHTS.url}"
+    )

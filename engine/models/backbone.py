@@ -30,7 +30,7 @@ def conv_layer(in_channels: int, out_channels: int, conv_dropout: float) -> nn.S
 
 
 def conv_block(channels: list[int], conv_dropout: float) -> nn.Sequential:
-    return nn.Sequential(*(conv_layer(a, b, conv_dropout) for a, b in zip(channels, channels[1:])))
+    return nn.Sequential(*(conv_layer(a, b, conv_dropout) for a, b in zip(channels, channels[1:], strict=False)))
 
 
 class Backbone(nn.Module):
