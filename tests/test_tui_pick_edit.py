@@ -13,9 +13,11 @@ from textual.screen import Screen
 
 from engine.presets import load_presets
 from engine.runs import read_run
+from tests.console import THEME, steady_look, wait_until
 from tui.app import CnnlabApp, run_app
 from tui.screens.edit import EditScreen, SaveAsScreen
 from tui.screens.pick import PickScreen
+from tui.screens.run import RunScreen
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.confirm import ConfirmScreen
 
@@ -79,6 +81,7 @@ async def open_editor(pilot, name: str = "my-shapes") -> EditScreen:
     assert isinstance(pick, PickScreen)
     pick.table.move_cursor(row=row_names(pick).index(name))
     await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, EditScreen), what="the editor")
     await pilot.pause()
     assert isinstance(pilot.app.screen, EditScreen)
     return pilot.app.screen
@@ -97,11 +100,16 @@ class FakeRun:
         self.screen = screen
         self.folder_path = Path("runs/20250101-000000-shapes-demo-abcd")
         self.state = "running"
+        self.paused = False
         self.stopped = False
         self.handle = types.SimpleNamespace(stop=self.stop)
 
     def stop(self) -> None:
         self.stopped = True  # the trainer ends at the next batch
+
+    async def stop_and_wait(self, timeout: float) -> bool:
+        self.stop()
+        return True
 
     @property
     def is_running(self) -> bool:
@@ -169,15 +177,8 @@ async def test_enter_opens_the_highlighted_preset_in_the_editor(app: CnnlabApp):
 # --- the editor --------------------------------------------------------------------------------
 
 
-async def test_start_is_refused_while_the_form_is_invalid(app: CnnlabApp, monkeypatch):
-    started = []
-
-    class FakeRunScreen(Screen):
-        def __init__(self, exp, *, preset, runs_dir, resume_dir=None):
-            super().__init__()
-            started.append((exp, preset, runs_dir))
-
-    monkeypatch.setitem(sys.modules, "tui.screens.run", types.SimpleNamespace(RunScreen=FakeRunScreen))
+async def test_start_is_refused_while_the_form_is_invalid(app: CnnlabApp, fake_trainer):
+    fake = fake_trainer(end="wait", epochs_before_wait=0)  # what the trainer is asked to run
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         edit = await open_editor(pilot)
@@ -186,16 +187,18 @@ async def test_start_is_refused_while_the_form_is_invalid(app: CnnlabApp, monkey
         assert "1 problem" in status and "optim.lr" in status
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert app.screen is edit and started == []
+        assert app.screen is edit and fake.calls == [] and app.active_run is None
         assert "Cannot start" in notes(app) and "greater than 0" in notes(app)
 
         await type_into(pilot, edit.form, "optim.lr", "0.2")
         assert "1 changed" in str(edit.query_one("#edit-status").render())
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert isinstance(app.screen, FakeRunScreen)
-        (exp, preset, runs_dir), = started
-        assert exp.optim.lr == 0.2 and preset.name == "my-shapes" and runs_dir == app.runs_dir
+        await wait_until(pilot, lambda: fake.calls, what="the app to start the run")
+        # The app started it and dropped the editor: back from the run is back to the picker.
+        assert isinstance(app.screen, RunScreen) and app.screen.preset.name == "my-shapes"
+        assert [type(s) for s in app.screen_stack] == [PickScreen, RunScreen]
+        ((exp, runs_dir, preset),) = fake.calls
+        assert exp.optim.lr == 0.2 and preset == "my-shapes" and runs_dir == app.runs_dir
 
 
 async def test_reset_key_restores_the_preset(app: CnnlabApp):
@@ -345,10 +348,14 @@ async def test_command_palette_opens_a_preset_and_lists_the_app_commands(app: Cn
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"my-sha")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: "New run from preset: my-shapes" in palette_hits(app), what="the palette's hit")
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, EditScreen) and app.screen.preset.name == "my-shapes"
+
+
+def palette_hits(app: CnnlabApp) -> str:
+    return " ".join(str(option.prompt) for option in app.screen.query_one("CommandList").options)
 
 
 def test_run_app_takes_the_runs_dir(tmp_path: Path, monkeypatch):
@@ -397,30 +404,43 @@ def snapshot_app(tmp_path: Path, monkeypatch) -> CnnlabApp:
     (d / "my-shapes.toml").write_text(USER_PRESET)
     monkeypatch.chdir(tmp_path)
     app = CnnlabApp(Path("runs"), user_presets_dir=d)
+    app.theme = THEME
     app.animation_level = "none"  # a focused field scrolls into view at once, not mid-animation
     return app
 
 
+async def filter_to_my_shapes(pilot) -> None:
+    await presets_validated(pilot)
+    pick = pilot.app.screen
+    pick.filter_input.value = "my-shapes"
+    pick.table.focus()
+    await wait_until(pilot, lambda: row_names(pick) == ["my-shapes"] and pick.table.has_focus, what="the filter")
+    await pilot.pause()
+
+
 def test_picker_look(snap_compare, snapshot_app):
     async def filtered(pilot):
-        await presets_validated(pilot)
-        pilot.app.screen.filter_input.value = "my-shapes"
-        pilot.app.screen.table.focus()
-        await pilot.pause()
+        await filter_to_my_shapes(pilot)
+        steady_look(pilot.app)
 
     assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=filtered)
 
 
 def test_editor_look_with_a_bad_value(snap_compare, snapshot_app):
     async def bad_lr(pilot):
-        await presets_validated(pilot)
-        pilot.app.screen.filter_input.value = "my-shapes"
-        pilot.app.screen.table.focus()
-        await pilot.pause()
+        await filter_to_my_shapes(pilot)
         edit = await open_editor(pilot)
         await type_into(pilot, edit.form, "optim.lr", "-1")
         await type_into(pilot, edit.form, "optim.momentum", "0.5")
+
+        def validated() -> bool:  # both edits applied and judged, the momentum field focused
+            status = str(edit.query_one("#edit-status").render())
+            momentum = edit.form.editor("optim.momentum")
+            return "1 problem" in status and "2 changed" in status and momentum.has_focus and momentum.value == "0.5"
+
+        await wait_until(pilot, validated, what="the form to judge both edits")
         await pilot.wait_for_scheduled_animations()
+        steady_look(pilot.app)  # the snapshot was taken whenever the focused input's cursor had blinked
         await pilot.pause()
 
     assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=bad_lr)
@@ -455,11 +475,12 @@ async def test_quitting_while_a_real_run_trains_stops_it_resumably(tmp_path: Pat
         await pilot.pause()
         await open_editor(pilot, "tiny-shapes")
         await pilot.press("ctrl+s")
-        for _ in range(600):  # until the trainer has made its folder and trains (a few seconds)
-            await pilot.pause(0.05)
+
+        def training() -> bool:  # the trainer has made its folder and trains (a few seconds)
             run = app.active_run
-            if run is not None and run.folder_path is not None and run.state == "running":
-                break
+            return run is not None and run.folder_path is not None and run.state == "running"
+
+        await wait_until(pilot, training, timeout=30, what="the run to train")
         assert app.active_run is not None and app.active_run.is_running
         folder = Path(app.active_run.folder_path)
         await pilot.press("q")

@@ -1,5 +1,6 @@
 """Screenshots of the run dashboard, its results, the runs table and the comparison at 80x24, so
 the look does not drift. Content is fixed: fake events and run folders with fixed ids and times.
+Each waits for the state it shows (the run drawn, the table filled), never for a length of time.
 
 Update after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update` and
 look at the SVGs in tests/__snapshots__/ before committing them.
@@ -12,12 +13,15 @@ from pathlib import Path
 import pytest
 
 from engine.events import BatchProgress, EpochFinished, RunFinished, RunStarted
-from tests.test_tui_run import CLASSES, Harness, QuietRunScreen, demo_preset, metrics_row, summary_of, three_runs, wait_until
+from tests.console import Harness, quiet_run_screen, settled, steady_look, wait_until
+from tests.fake_runs import CLASSES, demo_preset, metrics_row, summary_of, three_runs
 from tests.tiny import tiny_experiment
-from tui.messages import wrap
+from tui.screens.compare import CompareScreen
 from tui.screens.runs import RunsScreen
+from tui.widgets.charts import MetricChart
 
 SIZE = (80, 24)
+RUN_ID = "20250122-072031-shapes-demo-ab12"
 
 
 @pytest.fixture
@@ -29,8 +33,9 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
 
 
 def fed_run_screen(tmp_path: Path, *, finish: bool):
-    screen = QuietRunScreen(tiny_experiment(**{"train.epochs": 5}), preset=demo_preset(), runs_dir=tmp_path)
-    events = [RunStarted("runs/20250122-072031-shapes-demo-ab12", "20250122-072031-shapes-demo-ab12", "cpu", "bf16", True, 620_362, 480, 160, 500, CLASSES, 5, 0, 8, [])]
+    screen = quiet_run_screen(tiny_experiment(**{"train.epochs": 5}), preset=demo_preset())
+    started = RunStarted(f"runs/{RUN_ID}", RUN_ID, "cpu", "bf16", True, 620_362, 480, 160, 500, CLASSES, 5, 0, 8, [])
+    events = [started]
     for epoch in range(1, 6 if finish else 5):
         events += [BatchProgress(epoch, b, 8, 2.3 / epoch - b / 100, 0.05, 1234.0, 95.0) for b in range(1, 9)]
         events.append(EpochFinished(metrics_row(epoch)))
@@ -41,12 +46,10 @@ def fed_run_screen(tmp_path: Path, *, finish: bool):
 
     async def feed(pilot) -> None:
         for event in events:
-            screen.post_message(wrap(event))
+            screen.model.apply(event)
         await wait_until(pilot, lambda: screen.state == ("finished" if finish else "running"), what="the events")
-        await pilot.pause(0.5)  # two redraw ticks
-        for toast in pilot.app.screen.query("Toast"):
-            toast.remove()  # a notification's timing is not part of the look
-        await pilot.pause(0.1)
+        await settled(pilot, screen)
+        steady_look(pilot.app)
 
     return Harness(tmp_path, screen), feed
 
@@ -62,7 +65,8 @@ def test_run_screen_results(snap_compare, tmp_path):
     async def feed_then_results(pilot) -> None:
         await feed(pilot)
         await pilot.press("r")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#run-body").current == "results", what="results")
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=feed_then_results)
 
@@ -71,8 +75,12 @@ def test_runs_table(snap_compare, runs_dir):
     app = Harness(runs_dir, RunsScreen(runs_dir))
 
     async def select(pilot) -> None:
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen), what="the runs screen")
+        screen = pilot.app.screen
         await pilot.press("down", "space")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: len(screen.selected) == 1, what="the selection")
+        steady_look(pilot.app)
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=select)
 
@@ -81,7 +89,12 @@ def test_compare_screen(snap_compare, runs_dir):
     app = Harness(runs_dir, RunsScreen(runs_dir))
 
     async def compare(pilot) -> None:
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen), what="the runs screen")
         await pilot.press("down", "space", "down", "space", "c")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, CompareScreen), what="the comparison")
+        chart = pilot.app.screen.query_one(MetricChart)
+        await wait_until(pilot, lambda: chart.draws >= 1 and not chart.dirty, what="the chart")
+        steady_look(pilot.app)
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=compare)

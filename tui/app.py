@@ -1,33 +1,36 @@
 """The console: pick a preset, edit it, train it, watch it, compare runs.
 
-The app holds what outlives a screen: the runs folder, the user's presets folder, and the run
-being trained (`active_run`, set by the run screen). It owns the keys that work everywhere and the
-command palette's commands. Start-up stays cheap: nothing here imports torch; the run and runs
-screens are imported when first opened.
+The app owns what outlives a screen: the runs folder, the user's presets folder, navigation, and
+the run being trained (`active_run`). Screens post messages (tui/messages.py) and the app decides:
+`start_run` is the one place a run starts, and the app hears the run's start and end whatever
+screen is up. It owns the keys that work everywhere and the command palette's commands. Start-up
+stays cheap: nothing here imports torch; the run and runs screens are imported when first opened.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import time
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.worker import WorkerState
 
 from engine.runs import default_runs_dir
 from engine.runs import user_presets_dir as presets_dir_of
+from tui.commands import PresetCommands
+from tui.messages import OpenPreset, StartRun, TrainingEnded, TrainingStarted
+from tui.run_view import end_note
 from tui.screens.pick import PickScreen
 from tui.widgets.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
+    from engine.config import Experiment
     from engine.presets import Preset
     from tui.training import ActiveRun
 
@@ -35,41 +38,11 @@ if TYPE_CHECKING:
 STOP_TIMEOUT = 20.0
 
 
-class PresetCommands(Provider):
-    """"New run from preset: <name>" (opens it in the editor) for every preset, in the command palette."""
-
-    async def startup(self) -> None:
-        app = self.app
-        assert isinstance(app, CnnlabApp)
-        from engine.presets import load_presets
-
-        self.presets, _ = await asyncio.to_thread(load_presets, app.user_presets_dir)
-
-    def _command(self, preset: Preset) -> tuple[str, str]:
-        exp = preset.experiment
-        return f"New run from preset: {preset.name}", f"{exp.model.arch} on {exp.data.dataset} · {preset.description}"
-
-    async def discover(self) -> Hits:
-        app = self.app
-        assert isinstance(app, CnnlabApp)
-        for preset in self.presets:
-            text, help = self._command(preset)
-            yield DiscoveryHit(text, partial(app.open_preset, preset), help=help)
-
-    async def search(self, query: str) -> Hits:
-        app = self.app
-        assert isinstance(app, CnnlabApp)
-        matcher = self.matcher(query)
-        for preset in self.presets:
-            text, help = self._command(preset)
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(app.open_preset, preset), help=help)
-
-
 class CnnlabApp(App):
     TITLE = "cnnlab"
-    CSS_PATH = "app.tcss"
+    # Absolute, so that subclasses (the bench's, the tests') find them wherever they are defined.
+    # The picker's own: Textual loads a pushed screen's CSS_PATH, not the default screen's.
+    CSS_PATH = [Path(__file__).with_name("app.tcss"), Path(__file__).parent / "screens" / "pick.tcss"]
     COMMANDS = App.COMMANDS | {PresetCommands}
 
     BINDINGS = [
@@ -84,12 +57,85 @@ class CnnlabApp(App):
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.user_presets_dir = Path(user_presets_dir) if user_presets_dir else presets_dir_of(self.runs_dir)
-        # The run the console trains (tui.training.ActiveRun), set by the run screen; None when idle.
+        # The run the console trains (tui.training.ActiveRun), set by start_run; None when idle.
         self.active_run: ActiveRun | None = None
+        # Published when a run starts, gets its folder, or ends: the picker's line follows it.
+        self.active_run_changed: Signal[ActiveRun | None] = Signal(self, "active-run-changed")
         self.sub_title = str(self.runs_dir)
 
     def get_default_screen(self) -> Screen:
         return PickScreen()
+
+    # --- the run this console trains ------------------------------------------------------
+
+    def start_run(
+        self, exp: Experiment, *, preset: Preset | None = None, resume_dir: Path | None = None
+    ) -> Screen | None:
+        """Train `exp`, or resume the run in `resume_dir`: drop the editor, show the run's one screen.
+
+        Refused, with a word why, while another run trains. Returns the run's screen.
+        """
+        previous = self.active_run
+        if previous is not None and previous.is_running:
+            self.notify("A run is already training: stop it first (g goes to it).", severity="warning")
+            return None
+        from tui.screens.edit import EditScreen
+        from tui.screens.run import RunScreen  # the run screen pulls in the charts: only when needed
+        from tui.training import ActiveRun
+
+        run = ActiveRun(exp, runs_dir=self.runs_dir, preset_name=preset.name if preset else None, resume_dir=resume_dir)
+        what = f"resuming {resume_dir.name}" if resume_dir else "starting"
+        run.model.note(f"{what}: loading data and building the model…", "dim")
+        screen = RunScreen(run.model, preset=preset, run=run)
+        run.screen = screen
+        if previous is not None:
+            self._let_go(previous.screen)
+        self.active_run = run
+        # Installed, the screen outlives a pop: the user goes back to the picker and returns to it.
+        self.install_screen(screen, name=f"run-{id(screen)}")
+        while isinstance(self.screen, EditScreen):
+            self.pop_screen()  # the editor started this run: back from it means choosing the next one
+        self.push_screen(screen)
+        self.run_worker(
+            partial(run.train, target=self),
+            name="training",
+            group="training",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+        self.active_run_changed.publish(run)
+        return screen
+
+    def _let_go(self, old: Screen | None) -> None:
+        """Let go of the screen of an earlier, ended run unless the user still has it open."""
+        if old is None or old in self.screen_stack:
+            return
+        self.uninstall_screen(old)
+        old.remove()
+
+    @on(StartRun)
+    def _start_asked(self, message: StartRun) -> None:
+        self.start_run(message.experiment, preset=message.preset, resume_dir=message.resume_dir)
+
+    @on(TrainingStarted)
+    def _run_started(self, message: TrainingStarted) -> None:
+        self.active_run_changed.publish(self.active_run)
+
+    @on(TrainingEnded)
+    def _run_ended(self, message: TrainingEnded) -> None:
+        run = self.active_run
+        summary = run.model.summary if run is not None else None
+        self.notify(**end_note(message.state, message.message, summary))
+        self.active_run_changed.publish(run)
+        self.refresh_bindings()
+
+    def on_unmount(self) -> None:
+        # The app is closing with the run still training (quitting asks first; this is the safety
+        # net): stop it at the next batch, with a checkpoint, so the process can end.
+        run = self.active_run
+        if run is not None and run.is_running:
+            run.stop()
 
     # --- keys that work everywhere -------------------------------------------------------
 
@@ -127,9 +173,14 @@ class CnnlabApp(App):
             self.action_show_help_panel()
 
     def open_preset(self, preset: Preset) -> None:
+        """The preset in the editor."""
         from tui.screens.edit import EditScreen
 
-        self.push_screen(EditScreen(preset, self.runs_dir))
+        self.push_screen(EditScreen(preset))
+
+    @on(OpenPreset)
+    def _open_asked(self, message: OpenPreset) -> None:
+        self.open_preset(message.preset)
 
     # --- the command palette -------------------------------------------------------------
 
@@ -173,13 +224,10 @@ class CnnlabApp(App):
 
     @work(exclusive=True, group="quit")
     async def stop_and_exit(self) -> None:
+        self.notify("Stopping the run at the next batch…", title="Quitting")
         run = self.active_run
         if run is not None:
-            run.handle.stop()
-        self.notify("Stopping the run at the next batch…", title="Quitting")
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while self.training() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+            await run.stop_and_wait(STOP_TIMEOUT)  # the trainer writes its checkpoint, then returns
         self.exit()
 
 

@@ -174,18 +174,15 @@ def training_ips(rows: list[dict[str, Any]]) -> float:
 
 
 async def _in_console(exp: Experiment, runs_dir: Path, probe: bool) -> tuple[float, dict[str, list[float]]]:
-    from tui.screens.run import RunScreen
-
     app = ProbedApp(runs_dir)
     async with app.run_test(headless=True, size=APP_SIZE) as pilot:
         if probe:
             app.start_probe()
-        app.push_screen(RunScreen(exp, preset=None, runs_dir=runs_dir))
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while app.is_running and (app.active_run is None or app.active_run.is_running) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await pilot.pause()
+        app.start_run(exp)
         run = app.active_run
+        # Waits in a thread for the training thread to return: the console's loop keeps running.
+        await asyncio.to_thread(run.wait, RUN_TIMEOUT_S)
+        await pilot.pause()
     if run is None or run.state != "finished":
         raise RuntimeError(f"the run in the console ended {getattr(run, 'state', 'unstarted')}: {getattr(run, 'message', '')}")
     return training_ips(run.result.folder.metrics()), app.ticks

@@ -1,79 +1,71 @@
-"""Textual messages that carry the engine's events from the training thread to the run screen.
+"""The console's own Textual messages: screens ask the app to open a preset or start a run, and the
+training thread tells the app that its run has started or ended.
 
-The engine calls a listener on its own thread; the listener wraps each event in one of these and
-posts it (`post_message` is thread-safe), so the screen handles them on the UI thread like any
-other message. Each keeps the engine's frozen event as `.event`: nothing is copied or renamed.
+The app owns navigation and the run it trains (tui/app.py), so screens never start runs or open
+each other's screens for that: they post `StartRun`, which bubbles to the app. The run's progress
+itself needs no message: it goes into the run's RunState, which the run screen draws from.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
-from engine.events import (
-    BatchProgress,
-    EpochFinished,
-    Event,
-    LogMessage,
-    RunDiverged,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    RunStopped,
-)
+from engine.events import EndEvent, Event, RunStarted, end_state
+
+if TYPE_CHECKING:
+    from engine.config import Experiment
+    from engine.presets import Preset
 
 
-class TrainingStarted(Message, bubble=False):
+class StartRun(Message):
+    """Train this experiment (or resume the run in `resume_dir`): the app decides and shows it."""
+
+    def __init__(self, experiment: Experiment, *, preset: Preset | None = None, resume_dir: Path | None = None) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.preset = preset
+        self.resume_dir = resume_dir
+
+
+class OpenPreset(Message):
+    """Open this preset in the editor."""
+
+    def __init__(self, preset: Preset) -> None:
+        super().__init__()
+        self.preset = preset
+
+
+class TrainingStarted(Message):
+    """The trainer has made the run's folder and trains."""
+
     def __init__(self, event: RunStarted) -> None:
         super().__init__()
         self.event = event
 
 
-class BatchDone(Message, bubble=False):
-    def __init__(self, event: BatchProgress) -> None:
-        super().__init__()
-        self.event = event
-
-
-class EpochDone(Message, bubble=False):
-    def __init__(self, event: EpochFinished) -> None:
-        super().__init__()
-        self.event = event
-
-
-class TrainingLog(Message, bubble=False):
-    def __init__(self, event: LogMessage) -> None:
-        super().__init__()
-        self.event = event
-
-
 class TrainingEnded(Message):
-    """The run is over: `state` is finished, stopped, failed or diverged. It bubbles to the app,
-    which may want to know while the user looks at another screen."""
+    """The run is over: `state` is finished, stopped, failed or diverged."""
 
-    def __init__(self, event: RunFinished | RunStopped | RunFailed | RunDiverged, state: str) -> None:
+    def __init__(self, event: EndEvent) -> None:
         super().__init__()
         self.event = event
-        self.state = state
+
+    @property
+    def state(self) -> str:
+        return end_state(self.event) or ""
 
     @property
     def message(self) -> str:
         return getattr(self.event, "message", "")
 
 
-_END_STATES = {RunFinished: "finished", RunStopped: "stopped", RunFailed: "failed", RunDiverged: "diverged"}
-
-
-def wrap(event: Event) -> Message:
-    """The message for an engine event."""
-    if isinstance(event, BatchProgress):
-        return BatchDone(event)
-    if isinstance(event, EpochFinished):
-        return EpochDone(event)
+def wrap(event: Event) -> Message | None:
+    """The message the app gets for an engine event; None for the events only the run's state takes."""
     if isinstance(event, RunStarted):
         return TrainingStarted(event)
-    if isinstance(event, LogMessage):
-        return TrainingLog(event)
-    state = _END_STATES.get(type(event))
-    if state is None:
-        raise TypeError(f"not an engine event: {event!r}")
-    return TrainingEnded(event, state)
+    if end_state(event) is not None:
+        return TrainingEnded(event)  # type: ignore[arg-type]
+    return None

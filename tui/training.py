@@ -1,10 +1,11 @@
 """The bridge between the console and the engine's trainer: the run being trained and its thread.
 
-The trainer blocks, so it runs in a Textual thread worker. Torch is imported there, inside the
-worker, never when the console starts. The trainer's listener wraps each engine event in a Textual
-message and posts it to the run screen (`post_message` is thread-safe); control goes the other way
-through the engine's RunHandle. `app.active_run` holds the ActiveRun, so the app can steer the run
-(or stop it before quitting) from any screen.
+The trainer blocks, so it runs in a Textual thread worker that the app starts (tui/app.py,
+`start_run`). Torch is imported there, inside the worker, never when the console starts. Every
+engine event goes into the run's one RunState (tui/run_state.py) on the training thread, so the
+state is known whatever screen is up; the run's start and end are also posted to the app as
+Textual messages (`post_message` is thread-safe). Control goes the other way through the engine's
+RunHandle.
 """
 
 from __future__ import annotations
@@ -14,33 +15,46 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual.message_pump import MessagePump
-
-from engine.events import END_EVENTS, Event, Listener, RunFailed, RunHandle, RunStarted
+from engine.events import Event, Listener, RunFailed, RunHandle
 from tui.messages import wrap
+from tui.run_state import RunState
 
 if TYPE_CHECKING:
-    from engine.config import Experiment
+    from textual.message_pump import MessagePump
     from textual.screen import Screen
 
-_END_STATE_NAMES = {"RunFinished": "finished", "RunStopped": "stopped", "RunFailed": "failed", "RunDiverged": "diverged"}
+    from engine.config import Experiment
 
 
 class ActiveRun:
-    """The run the console trains: its handle, its folder, its state, and the screen showing it."""
+    """The run the console trains: what it trains, its handle, its state, and the screen showing it."""
 
-    def __init__(self, screen: Screen, *, resume_dir: Path | None = None) -> None:
+    def __init__(
+        self, exp: Experiment, *, runs_dir: Path, preset_name: str | None = None, resume_dir: Path | None = None
+    ) -> None:
+        self.exp = exp
+        self.runs_dir = Path(runs_dir)
+        self.preset_name = preset_name
+        self.resume_dir = Path(resume_dir) if resume_dir is not None else None
+        self.model = RunState.for_experiment(exp, run_id=self.resume_dir.name if self.resume_dir else "")
         self.handle = RunHandle()
-        self.screen = screen
-        self.resume_dir = resume_dir
-        # Known at once for a resume; for a new run, once the trainer has created the folder.
-        self.folder_path: Path | None = resume_dir
-        self.state = "starting"  # starting, running, finished, stopped, failed, diverged
-        self.message = ""
+        self.screen: Screen | None = None  # set by the app once it has made the run's screen
         self.result: Any = None
         self._done = threading.Event()
 
     # --- what the app and the screens ask ---------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self.model.state
+
+    @property
+    def folder_path(self) -> Path | None:
+        """Known at once for a resume; for a new run, once the trainer has created the folder."""
+        if self.model.run_dir is not None or self.resume_dir is not None:
+            return self.model.run_dir or self.resume_dir
+        folder = getattr(self.result, "folder", None)  # a run that failed before it started
+        return Path(folder.path) if folder is not None else None
 
     @property
     def is_running(self) -> bool:
@@ -72,27 +86,23 @@ class ActiveRun:
 
     # --- the training thread ----------------------------------------------------------------
 
+    def _note(self, event: Event) -> None:
+        self.model.apply(event)
+
     def listener_for(self, target: MessagePump) -> Listener:
         def listen(event: Event) -> None:
             self._note(event)
+            message = wrap(event)
+            if message is None:
+                return
             try:
-                target.post_message(wrap(event))
+                target.post_message(message)
             except RuntimeError:
                 pass  # the app's loop has closed while the trainer finished its last batch
 
         return listen
 
-    def _note(self, event: Event) -> None:
-        # Plain attribute writes from the training thread, so the app sees the state even when
-        # the run screen is not the one processing messages.
-        if isinstance(event, RunStarted):
-            self.state = "running"
-            self.folder_path = Path(event.run_dir)
-        elif isinstance(event, END_EVENTS):
-            self.state = _END_STATE_NAMES[type(event).__name__]
-            self.message = getattr(event, "message", "")
-
-    def train(self, exp: Experiment | None, *, runs_dir: Path, preset_name: str | None, target: MessagePump) -> Any:
+    def train(self, *, target: MessagePump) -> Any:
         """Run (or resume) the experiment to its end; blocking, so call it from a thread worker."""
         listen = self.listener_for(target)
         try:
@@ -102,9 +112,8 @@ class ActiveRun:
                 self.result = trainer.resume_run(self.resume_dir, listener=listen, handle=self.handle)
             else:
                 self.result = trainer.run_experiment(
-                    exp, runs_dir=Path(runs_dir), preset=preset_name, listener=listen, handle=self.handle
+                    self.exp, runs_dir=self.runs_dir, preset=self.preset_name, listener=listen, handle=self.handle
                 )
-            self.folder_path = Path(self.result.folder.path)
         except Exception as err:  # the trainer reports user errors itself; this is an import or engine bug
             listen(RunFailed(f"the trainer could not run: {type(err).__name__}: {err}"))
         finally:

@@ -1,7 +1,10 @@
 """Edit a preset's experiment in the generated form, then start it, save it, or reset it.
 
 The form validates every edit; this screen only summarises (problems, changed fields), refuses
-to start while the form is invalid, and hands a valid `Experiment` to the RunScreen.
+to start while the form is invalid, and asks the app to start a valid `Experiment` (`StartRun`).
+
+Tabs change with F7/F8 anywhere (an F-key reaches the console through tmux, SSH and every
+terminal), ctrl+PgUp/PgDn or alt+←/→ where the terminal sends them, and [ ] outside a text field.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from engine.config import Experiment
 from engine.presets import Preset, load_presets, save_user_preset
-from engine.runs import safe_name, user_presets_dir
+from engine.runs import safe_name
+from tui.messages import StartRun
 from tui.widgets.config_form import ConfigForm
+
+# Shown in the footer as one entry, "F7 F8 Tab"; the other keys of each are in the help panel.
+TABS = Binding.Group("Tab")
 
 
 class SafeName(Validator):
@@ -37,17 +44,7 @@ class SafeName(Validator):
 class SaveAsScreen(ModalScreen[str | None]):
     """Ask the name of the new preset; the result is the name, or None when cancelled."""
 
-    DEFAULT_CSS = """
-    SaveAsScreen { align: center middle; }
-    SaveAsScreen > Vertical {
-        width: 64; max-width: 100%; height: auto;
-        border: thick $primary; background: $surface; padding: 1 2;
-    }
-    SaveAsScreen #save-problem { color: $text-error; height: auto; }
-    SaveAsScreen Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
-    SaveAsScreen Button { margin-left: 2; }
-    """
-
+    CSS_PATH = Path(__file__).with_name("edit.tcss")
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, suggestion: str, taken: set[str]) -> None:
@@ -107,27 +104,20 @@ class EditScreen(Screen):
         Binding("ctrl+r", "reset", "Reset"),
         Binding("ctrl+t", "dry_run", "Dry run"),
         Binding("ctrl+f", "first_problem", "To problem", show=False),
-        Binding("alt+right,ctrl+pagedown", "next_tab(1)", "Next tab", show=False),
-        Binding("alt+left,ctrl+pageup", "next_tab(-1)", "Previous tab", show=False),
+        Binding("f7,ctrl+pageup,alt+left,left_square_bracket", "next_tab(-1)", "Previous tab", key_display="F7", group=TABS),
+        Binding("f8,ctrl+pagedown,alt+right,right_square_bracket", "next_tab(1)", "Next tab", key_display="F8", group=TABS),
         Binding("escape", "back", "Back"),
     ]
+    CSS_PATH = Path(__file__).with_name("edit.tcss")
 
-    DEFAULT_CSS = """
-    EditScreen #edit-title { height: 1; padding: 0 1; background: $boost; }
-    EditScreen #edit-status { height: auto; max-height: 3; padding: 0 1; background: $boost; }
-    EditScreen #edit-status.invalid { color: $text-error; }
-    EditScreen #edit-status.valid { color: $text-success; }
-    """
-
-    def __init__(self, preset: Preset, runs_dir: Path) -> None:
+    def __init__(self, preset: Preset) -> None:
         super().__init__()
         self.preset = preset
-        self.runs_dir = Path(runs_dir)
         self.dry_run_note = ""
 
     @property
     def user_dir(self) -> Path:
-        return getattr(self.app, "user_presets_dir", None) or user_presets_dir(self.runs_dir)
+        return self.app.user_presets_dir
 
     @property
     def form(self) -> ConfigForm:
@@ -149,7 +139,7 @@ class EditScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = f"edit {self.preset.name}"
-        # Typing starts in the first field; shift+tab reaches the tab strip, alt+←/→ changes tab.
+        # Typing starts in the first field; F7/F8 change tab (see the module's docstring).
         self.form.show_field(self.form.keys[0])
 
     def action_next_tab(self, step: int) -> None:
@@ -201,13 +191,7 @@ class EditScreen(Screen):
                 severity="error",
             )
             return
-        active = getattr(self.app, "active_run", None)
-        if active is not None and active.is_running:
-            self.notify("A run is already training; stop it first (g goes to it).", severity="warning")
-            return
-        from tui.screens.run import RunScreen  # the run screen pulls in the charts: only when needed
-
-        self.app.push_screen(RunScreen(exp, preset=self.preset, runs_dir=self.runs_dir))
+        self.post_message(StartRun(exp, preset=self.preset))
 
     def action_reset(self) -> None:
         self.form.reset()
@@ -260,7 +244,7 @@ class EditScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="dry-run")
     def _dry_run(self, exp: Experiment) -> None:
         try:
-            from engine.trainer import dry_run  # torch is imported here, in the worker thread
+            from engine.dry_run import dry_run  # torch is imported here, in the worker thread
 
             result = dry_run(exp)
         except Exception as err:  # a bad weights file or an odd size must not end the app

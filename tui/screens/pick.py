@@ -21,14 +21,17 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from engine.events import END_EVENTS
+from engine.formatting import pct
 from engine.preset_files import PresetCard, preset_cards
-from engine.runs import default_runs_dir, user_presets_dir
+from tui.messages import OpenPreset
 
 if TYPE_CHECKING:
     from engine.presets import Preset, PresetProblem
 
 USER_MARK = "★"
 NAME_WIDTH = 30  # the longest built-in name fits; with the other columns the table fits 80 columns
+ENDED = {event.state for event in END_EVENTS}
 
 
 def headline(preset: Preset | PresetCard) -> str:
@@ -38,7 +41,7 @@ def headline(preset: Preset | PresetCard) -> str:
     at = f" @{int(epochs)}" if epochs else ""
     for key, word in (("test_acc", "test"), ("val_acc", "val"), ("train_acc", "train")):
         if ref.get(key) is not None:
-            return f"{100 * ref[key]:.1f}% {word}{at}"
+            return f"{pct(ref[key], space=False)} {word}{at}"
     for key, word in (("test_loss", "test loss"), ("val_loss", "val loss"), ("train_loss", "loss")):
         if ref.get(key) is not None:
             return f"{word} {ref[key]:.3g}{at}"
@@ -68,7 +71,7 @@ def describe(preset: Preset | PresetCard) -> Text:
     out.append(f"\n{preset.description}\n" if preset.description else "\n")
     ref = preset.reference.figures() if preset.reference else {}
     figures = [
-        f"{label} {100 * ref[key]:.2f}%" for key, label in (("train_acc", "train"), ("val_acc", "val"), ("test_acc", "test")) if key in ref
+        f"{label} {pct(ref[key], 2, space=False)}" for key, label in (("train_acc", "train"), ("val_acc", "val"), ("test_acc", "test")) if key in ref
     ] + [f"{label} {ref[key]:.3f}" for key, label in (("train_loss", "train loss"), ("val_loss", "val loss")) if key in ref]
     report = f"report {preset.report}" if preset.report else "no report"
     if figures:
@@ -107,13 +110,8 @@ class PickScreen(Screen):
         Binding("f5", "reload", "Reload", show=False),
     ]
 
-    DEFAULT_CSS = """
-    PickScreen #filter { margin: 0 1; }
-    PickScreen #active-run { height: 1; padding: 0 1; background: $success 30%; display: none; }
-    PickScreen #problems { height: auto; max-height: 3; padding: 0 1; color: $text-warning; display: none; }
-    PickScreen #presets { height: 1fr; width: 100%; }
-    PickScreen #detail { height: 8; border-top: solid $primary; padding: 0 1; }
-    """
+    CSS_PATH = Path(__file__).with_name("pick.tcss")
+
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,7 +144,8 @@ class PickScreen(Screen):
 
     def on_mount(self) -> None:
         self.table.focus()
-        self.set_interval(1.0, self._show_active_run)
+        # The app says when its run starts, gets its folder or ends: the line follows, no polling.
+        self.app.active_run_changed.subscribe(self, self._show_active_run)
 
     def on_screen_resume(self) -> None:
         # Shown first, or back from another screen: a preset saved in the editor appears at once,
@@ -157,10 +156,7 @@ class PickScreen(Screen):
     # --- loading and listing ---------------------------------------------------------------
 
     def _user_dir(self) -> Path:
-        app_dir = getattr(self.app, "user_presets_dir", None)
-        if app_dir is not None:
-            return Path(app_dir)
-        return user_presets_dir(getattr(self.app, "runs_dir", None) or default_runs_dir())
+        return self.app.user_presets_dir
 
     def reload(self) -> None:
         """List the files at once (unless a validated list is up already), then validate them on a thread."""
@@ -292,23 +288,22 @@ class PickScreen(Screen):
         if preset is None:
             self.app.bell()
             return
-        from tui.screens.edit import EditScreen
+        self.post_message(OpenPreset(preset))
 
-        runs_dir = getattr(self.app, "runs_dir", None) or default_runs_dir()
-        self.app.push_screen(EditScreen(preset, Path(runs_dir)))
-
-    def _show_active_run(self) -> None:
+    def _show_active_run(self, _run: object = None) -> None:
         if not self.is_current:
             return  # under the run screen: nothing to show, and a layout here would cost the run
         line = self.query_one("#active-run", Static)
-        run = getattr(self.app, "active_run", None)
+        run = self.app.active_run
         if (run is not None) != line.display:
             self.app.refresh_bindings()  # "g Go to run" appears in the footer, or goes
         if run is None:
             line.display = False
             return
         where = Path(run.folder_path).name if run.folder_path else "starting"
-        state = getattr(run, "state", "running") if not run.is_running else ("paused" if getattr(run, "paused", False) else "training")
+        # Its state says it ended before its thread has quite returned.
+        ended = not run.is_running or run.state in ENDED
+        state = run.state if ended else ("paused" if run.paused else "training")
         text = f"▶ {state}: {where} — press g to go to it"
         if str(line.content) != text:
             line.update(text)

@@ -2,13 +2,12 @@
 
 Everything here reads run folders through engine.runs, so runs started headless, in another
 terminal or in an earlier session show up the same way, and a run whose process died reads as
-crashed (and resumable). Comparing overlays the selected runs' curves on one chart and lists only
-the config fields in which they differ.
+crashed (and resumable). Comparing opens tui/screens/compare.py; resuming asks the app, which
+starts every run (`StartRun`).
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,60 +15,26 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from engine.config import ConfigError, flatten
-from engine.presets import UnknownPreset, get_preset
-from engine.runs import RunFolder, RunInfo, list_runs, user_presets_dir
-from tui.screens.run import STATE_STYLES, RunScreen, ScreenActionsProvider
-from tui.widgets.charts import MetricChart
+from engine.formatting import STATE_STYLES, pct
+from engine.presets import Preset, find_preset
+from engine.runs import RunFolder, RunInfo, list_runs
+from tui.commands import ScreenActionsProvider
+from tui.messages import StartRun
+from tui.run_view import short_id, started_text
+from tui.screens.compare import CompareScreen
+from tui.screens.run import RunScreen
 from tui.widgets.confirm import ConfirmScreen
 
-_STAMP = re.compile(r"^\d{8}-\d{6}-")
 REFRESH_EVERY_S = 3.0  # while a run in the table is running
-# What the compare chart can show, in the order the `m` key steps through.
-COMPARE_METRICS = (("val_acc", "val accuracy %"), ("val_loss", "val loss"), ("train_acc", "train accuracy %"), ("train_loss", "train loss"), ("lr", "learning rate"))
-
-
-def short_id(run_id: str) -> str:
-    """The run id without its timestamp (the table shows the start time in its own column)."""
-    return _STAMP.sub("", run_id)
-
-
-def started_text(started: str) -> str:
-    """'2025-01-22T07:20:31' → '01-22 07:20'."""
-    if len(started) >= 16 and started[4] == "-" and started[10] == "T":
-        return f"{started[5:10]} {started[11:16]}"
-    return started
-
-
-def differing_fields(configs: list[dict[str, Any]]) -> list[str]:
-    """Dotted keys whose value is not the same in every config, in config order."""
-    keys: list[str] = []
-    for cfg in configs:
-        keys.extend(k for k in cfg if k not in keys)
-    return [k for k in keys if len({repr(cfg.get(k)) for cfg in configs}) > 1]
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:.1f}%"  # no space: 100.0% fits the column
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_cell(v) for v in value) + "]"
-    return str(value)
 
 
 class RunsScreen(Screen):
     """The table of runs in the runs folder."""
 
+    CSS_PATH = Path(__file__).with_name("runs.tcss")
     COMMANDS = Screen.COMMANDS | {ScreenActionsProvider}
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
@@ -80,25 +45,6 @@ class RunsScreen(Screen):
         Binding("f5", "refresh", "Refresh", show=False),  # and by itself while a run in it trains
         Binding("b,escape", "back", "Back"),
     ]
-    DEFAULT_CSS = """
-    RunsScreen #runs-title {
-        height: 1;
-        padding: 0 1;
-        text-style: bold;
-    }
-    RunsScreen #runs-table {
-        height: 1fr;
-    }
-    RunsScreen #runs-empty {
-        padding: 1 2;
-        display: none;
-    }
-    RunsScreen #run-detail {
-        height: 2;
-        padding: 0 1;
-        color: $text-muted;
-    }
-    """
 
     def __init__(self, runs_dir: Path) -> None:
         super().__init__()
@@ -161,8 +107,8 @@ class RunsScreen(Screen):
             info.preset or "–",
             status,
             f"{info.epochs_done}/{info.epochs}",
-            _pct(info.best_val_acc),
-            _pct(info.test_acc),
+            pct(info.best_val_acc, space=False),  # no space: 100.0% fits the column
+            pct(info.test_acc, space=False),
             started_text(info.started),
         ]
 
@@ -217,7 +163,7 @@ class RunsScreen(Screen):
                 self.app.push_screen(active.screen)  # the run this console trains: its live screen
                 return
         try:
-            screen = RunScreen.of_folder(info.path, runs_dir=self.runs_dir, preset=self._preset(info.preset))
+            screen = RunScreen.of_folder(info.path, preset=self._preset(info.preset))
         except (OSError, ValueError) as err:
             self.notify(f"{info.id}: its config does not read ({err})", severity="error")
             return
@@ -226,10 +172,6 @@ class RunsScreen(Screen):
     def action_resume(self) -> None:
         info = self.current()
         if info is None:
-            return
-        active = self.app.active_run
-        if active is not None and active.is_running:
-            self.notify("a run is training in this console: stop it first, or wait for it to end", severity="warning")
             return
         if not info.resumable:
             why = "it is still running" if info.state == "running" else (
@@ -242,7 +184,7 @@ class RunsScreen(Screen):
         except (OSError, ValueError) as err:
             self.notify(f"{info.id}: its config does not read ({err})", severity="error")
             return
-        self.app.push_screen(RunScreen(exp, preset=self._preset(info.preset), runs_dir=self.runs_dir, resume_dir=info.path))
+        self.post_message(StartRun(exp, preset=self._preset(info.preset), resume_dir=info.path))
 
     def action_compare(self) -> None:
         paths = [p for p in self.runs if p in self.selected]
@@ -288,87 +230,6 @@ class RunsScreen(Screen):
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 
-    def _preset(self, name: str) -> Any:
-        if not name:
-            return None
-        try:
-            return get_preset(name, user_presets_dir(self.runs_dir))
-        except (UnknownPreset, ConfigError):  # renamed or broken: the run still opens, without reference numbers
-            return None
-
-
-class CompareScreen(Screen):
-    """Several runs' curves on one chart, and their configs side by side (differing fields only)."""
-
-    COMMANDS = Screen.COMMANDS | {ScreenActionsProvider}
-    BINDINGS = [
-        Binding("m", "next_metric", "Metric"),
-        Binding("b,escape", "back", "Back"),
-    ]
-    DEFAULT_CSS = """
-    CompareScreen #compare-chart {
-        height: 1fr;
-        min-height: 8;
-    }
-    CompareScreen #compare-configs {
-        height: auto;
-        max-height: 45%;
-    }
-    """
-
-    def __init__(self, runs: list[RunInfo]) -> None:
-        super().__init__()
-        self.runs = runs
-        self.metric_index = 0
-        self.histories = {str(r.path): RunFolder(r.path).metrics() for r in runs}
-        self.labels = self._labels()
-
-    def _labels(self) -> dict[str, str]:
-        labels = {}
-        for i, run in enumerate(self.runs, 1):
-            labels[str(run.path)] = f"{i} {short_id(run.id)}"[:20]
-        return labels
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield MetricChart("", id="compare-chart")
-            yield DataTable(id="compare-configs", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
-
-    def on_mount(self) -> None:
-        self._plot()
-        table = self.query_one("#compare-configs", DataTable)
-        configs = []
-        for run in self.runs:
-            try:
-                configs.append(flatten(RunFolder(run.path).experiment()))
-            except (OSError, ValueError):
-                configs.append({})
-        table.add_column("field", key="field")
-        for run in self.runs:
-            table.add_column(self.labels[str(run.path)][:14], key=str(run.path))
-        keys = differing_fields(configs)
-        for key in keys:
-            table.add_row(key, *(_cell(cfg.get(key)) for cfg in configs), key=key)
-        if not keys:
-            table.add_row("(the same config)", *("" for _ in self.runs))
-        table.focus()
-
-    def _plot(self) -> None:
-        key, title = COMPARE_METRICS[self.metric_index]
-        chart = self.query_one("#compare-chart", MetricChart)
-        chart.chart_title = f"{title} (m: next metric)"
-        chart.percent = key.endswith("acc")
-        chart.log_y = key == "lr"
-        chart.clear()
-        for run in self.runs:
-            rows = self.histories[str(run.path)]
-            chart.set_series(self.labels[str(run.path)], [r["epoch"] for r in rows], [r.get(key) for r in rows])
-        chart.redraw(force=True)
-
-    def action_next_metric(self) -> None:
-        self.metric_index = (self.metric_index + 1) % len(COMPARE_METRICS)
-        self._plot()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
+    def _preset(self, name: str) -> Preset | None:
+        # Renamed or broken: the run still opens, without the report's numbers.
+        return find_preset(name, self.app.user_presets_dir)
