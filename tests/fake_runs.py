@@ -81,7 +81,8 @@ def make_run(
         row = metrics_row(e, lr=lr)
         row["val_acc"] = round(row["val_acc"] * (0.5 + 5 * lr), 4)  # runs differ, so compare shows two curves
         folder.append_metrics(row)
-    status = {"state": state, "message": message, "created": started, "started": started, "updated": started, "pid": pid}
+    status = {"state": state, "message": message, "pid": pid}
+    status.update(created=started, started=started, updated=started)
     (path / "status.json").write_text(json.dumps(status))
     if summary is not None:
         folder.write_summary(summary)

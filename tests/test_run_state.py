@@ -27,7 +27,8 @@ from tui.run_state import END_STATES, FolderFeed, RunState, StatusRead
 
 
 def started(epochs: int = 3, start: int = 0, history: list | None = None) -> RunStarted:
-    return RunStarted("runs/r", "r", "cpu", "fp32", False, 1_000_000, 480, 160, 0, CLASSES, epochs, start, 4, history or [])
+    sizes = (1_000_000, 480, 160, 0)  # params, train, val and test images
+    return RunStarted("runs/r", "r", "cpu", "fp32", False, *sizes, CLASSES, epochs, start, 4, history or [])
 
 
 def texts(model: RunState) -> list[str]:

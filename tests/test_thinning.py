@@ -23,7 +23,7 @@ def test_long_series_fits_the_width_and_keeps_ends_and_extremes():
     assert (tx[-1], ty[-1]) == (9_999, ys[-1])
     assert 9.0 in ty and -9.0 in ty
     assert tx == sorted(tx)
-    assert all(ys[x] == y for x, y in zip(tx, ty))
+    assert all(ys[x] == y for x, y in zip(tx, ty, strict=True))
 
 
 def test_every_bucket_keeps_its_low_and_high():

@@ -39,7 +39,9 @@ SIZE = (80, 24)
 def test_reference_line_puts_the_report_beside_this_run():
     ref = {"epochs": 300, "val_acc": 0.6003, "test_acc": 0.6069}
     rows = [metrics_row(1), {**metrics_row(2), "val_acc": 0.412}]
-    assert reference_line(ref, rows, None) == "report test 60.7% · val 60.0% @300 ep │ this run test – · val 41.2% @2 ep"
+    assert (
+        reference_line(ref, rows, None) == "report test 60.7% · val 60.0% @300 ep │ this run test – · val 41.2% @2 ep"
+    )
     assert (
         reference_line(ref, rows, {"test_acc": 0.5})
         == "report test 60.7% · val 60.0% @300 ep │ this run test 50.0% · val 41.2% @2 ep"
@@ -168,7 +170,8 @@ async def test_chart_redraws_are_throttled_and_only_when_data_changed(tmp_path, 
         await wait_until(
             pilot, lambda: loss.point_count("train") == 500, timeout=CHART_EVERY_S + 2, what="the burst on the chart"
         )
-        await wait_until(pilot, lambda: screen.query_one("#batch-bar", ProgressBar).progress == 500, timeout=2, what="the bar")
+        bar = screen.query_one("#batch-bar", ProgressBar)
+        await wait_until(pilot, lambda: bar.progress == 500, timeout=2, what="the bar")
         assert 1 <= loss.draws - before <= 2  # one redraw for the burst, not one per event
         idle, seen = loss.draws, len(ticks)
         # Enough of the screen's own ticks for a throttled rebuild to have come due, had anything changed.
@@ -418,10 +421,9 @@ async def test_real_run_stop_find_resume_finish(tmp_path, monkeypatch):
         assert [r["epoch"] for r in lines] == [1, 2]
         assert RunFolder(run_dir).summary()["epochs_done"] == 2
         await pilot.press("b")
-        await wait_until(
-            pilot, lambda: "finished" in [str(c) for c in app.screen.query_one(DataTable).get_row_at(0)], what="the table"
-        )
-        assert "finished" in [str(c) for c in app.screen.query_one(DataTable).get_row_at(0)]
+        first_row = lambda: [str(c) for c in app.screen.query_one(DataTable).get_row_at(0)]  # noqa: E731
+        await wait_until(pilot, lambda: "finished" in first_row(), what="the table")
+        assert "finished" in first_row()
 
 
 async def test_stopping_before_the_first_epoch_ends_keeps_the_curve_drawn(tmp_path, monkeypatch):
@@ -521,4 +523,5 @@ def test_a_trainer_that_raises_ends_as_a_failed_run(tmp_path, fake_trainer):
     run, posted, thread = start_bridge(tmp_path)
     thread.join(5)
     assert not run.is_running and run.state == "failed"
-    assert [(m.state, m.message) for m in posted] == [("failed", "the trainer could not run: RuntimeError: a bug in the trainer")]
+    said = "the trainer could not run: RuntimeError: a bug in the trainer"
+    assert [(m.state, m.message) for m in posted] == [("failed", said)]

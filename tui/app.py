@@ -187,7 +187,9 @@ class CnnlabApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Runs", "Open the table of runs: compare, resume, delete", self.action_runs)
         if self.active_run is not None:
-            yield SystemCommand("Go to the active run", "Back to the run this session is training", self.action_go_to_run)
+            yield SystemCommand(
+                "Go to the active run", "Back to the run this session is training", self.action_go_to_run
+            )
         yield SystemCommand("Presets", "Back to the list of presets", self.action_presets)
         yield from super().get_system_commands(screen)
 
@@ -201,7 +203,8 @@ class CnnlabApp(App):
         run = self.active_run
         if run is not None and run.is_running:
             return True
-        return any(w.group == "training" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+        busy = (WorkerState.PENDING, WorkerState.RUNNING)
+        return any(w.group == "training" and w.state in busy for w in self.workers)
 
     async def action_quit(self) -> None:
         if not self.training():

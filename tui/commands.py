@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class PresetCommands(Provider):
-    """"New run from preset: <name>" (opens it in the editor) for every preset."""
+    """For every preset, "New run from preset: <name>", which opens it in the editor."""
 
     async def startup(self) -> None:
         from engine.presets import load_presets

@@ -33,8 +33,8 @@ def _figure(key: str, value: Any) -> str:
 
 
 def reference_line(reference: dict[str, Any] | None, rows: list[dict[str, Any]], summary: dict[str, Any] | None) -> str:
-    """"report val 60.0% @300 ep │ this run val 41.2% @12 ep": the report's two headline figures
-    and this run's same figures so far (test accuracy once the run has finished); fits 80 columns."""
+    """The report's two headline figures and this run's same figures so far (test accuracy once the
+    run has finished), e.g. "report val 60.0% @300 ep │ this run val 41.2% @12 ep"; fits 80 columns."""
     reference = {k: v for k, v in (reference or {}).items() if v is not None}
     summary = summary or {}
     last = rows[-1] if rows else {}
@@ -144,7 +144,7 @@ def end_note(state: str, message: str, summary: dict[str, Any] | None) -> dict[s
 
 
 def status_text(state: str, message: str, *, read_only: bool, parts: list[str]) -> Text:
-    """"● running  shapes-demo  20250122-…  cpu · bf16": the state in its colour, then who and where."""
+    """The state in its colour, then who and where: "● running  shapes-demo  20250122-…  cpu · bf16"."""
     style = STATE_STYLES.get(state, "")
     text = Text()
     text.append(f"● {state}", style=style)

@@ -39,7 +39,7 @@ def thin(xs: Sequence[float], ys: Sequence[float], max_points: int) -> tuple[lis
 def finite_points(xs: Sequence[float], ys: Sequence[float | None]) -> tuple[list[float], list[float]]:
     """The pairs whose y is a real number: a run without validation has None there, a diverged one NaN."""
     px, py = [], []
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=True):
         if y is not None and math.isfinite(y):
             px.append(x)
             py.append(y)

@@ -128,20 +128,24 @@ def render(result: dict[str, Any]):
     )
     share = f"{100 * ch['redraw_share']:.1f} %"
     table.add_row("  three charts at the run screen's redraw rate (share of a core)", share, "")
-    table.add_row("training img/s headless / in the console", f"{tp['headless_ips']:,.0f} / {tp['console_ips']:,.0f}", "")
+    ips = f"{tp['headless_ips']:,.0f} / {tp['console_ips']:,.0f}"
+    table.add_row("training img/s headless / in the console", ips, "")
     cost = mark(tp["cost"] < GOAL_CONSOLE_COST, f"{100 * tp['cost']:.1f} %")
     table.add_row("  what the console costs the training", cost, f"< {100 * GOAL_CONSOLE_COST:.0f} %")
     return table
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="cnnlab bench --ui", description="Measure the console: start-up, event-loop lateness while training, chart cost."
-    )
+    what = "Measure the console: start-up, event-loop lateness while training, chart cost."
+    parser = argparse.ArgumentParser(prog="cnnlab bench --ui", description=what)
     parser.add_argument("--ui", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--starts", type=int, default=5, help="fresh console processes timed (default 5)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs in the console and headless, taking turns (default 3)")
-    parser.add_argument("--images", type=int, default=2560, help="shapes images the measured run trains on (default 2560)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs in the console and headless, taking turns (default 3)"
+    )
+    parser.add_argument(
+        "--images", type=int, default=2560, help="shapes images the measured run trains on (default 2560)"
+    )
     parser.add_argument(
         "--epochs", type=int, default=3, help="epochs of the measured run; the first is left out as warm-up (default 3)"
     )

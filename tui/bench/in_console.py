@@ -148,7 +148,14 @@ def run_in_child(way: str, *, runs_dir: Path, probe: bool = False, **spec: Any) 
 
 
 def console_cost(
-    *, images: int, epochs: int, batch: int, repeats: int, runs_dir: Path, threads: int | None = None, say=lambda text: None
+    *,
+    images: int,
+    epochs: int,
+    batch: int,
+    repeats: int,
+    runs_dir: Path,
+    threads: int | None = None,
+    say=lambda text: None,
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """The same run in the console and headless, each in a fresh process, taking turns; then once more
     in the console with the lateness probe on. The probe wakes the event loop a hundred times a

@@ -28,6 +28,8 @@ from tui.widgets.config_form import ConfigForm
 
 # Shown in the footer as one entry, "F7 F8 Tab"; the other keys of each are in the help panel.
 TABS = Binding.Group("Tab")
+PREVIOUS_TAB_KEYS = "f7,ctrl+pageup,alt+left,left_square_bracket"
+NEXT_TAB_KEYS = "f8,ctrl+pagedown,alt+right,right_square_bracket"
 
 
 class SafeName(Validator):
@@ -55,7 +57,9 @@ class SaveAsScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Save as a new preset. Name (letters, digits, '.', '_', '-'):")
-            yield Input(value=self.suggestion, id="save-name", validators=[SafeName()], validate_on=["changed", "submitted"])
+            yield Input(
+                value=self.suggestion, id="save-name", validators=[SafeName()], validate_on=["changed", "submitted"]
+            )
             yield Static("", id="save-problem", markup=False)
             with Horizontal():
                 yield Button("Cancel (esc)", id="cancel")
@@ -104,8 +108,8 @@ class EditScreen(Screen):
         Binding("ctrl+r", "reset", "Reset"),
         Binding("ctrl+t", "dry_run", "Dry run"),
         Binding("ctrl+f", "first_problem", "To problem", show=False),
-        Binding("f7,ctrl+pageup,alt+left,left_square_bracket", "next_tab(-1)", "Previous tab", key_display="F7", group=TABS),
-        Binding("f8,ctrl+pagedown,alt+right,right_square_bracket", "next_tab(1)", "Next tab", key_display="F8", group=TABS),
+        Binding(PREVIOUS_TAB_KEYS, "next_tab(-1)", "Previous tab", key_display="F7", group=TABS),
+        Binding(NEXT_TAB_KEYS, "next_tab(1)", "Next tab", key_display="F8", group=TABS),
         Binding("escape", "back", "Back"),
     ]
     CSS_PATH = Path(__file__).with_name("edit.tcss")
@@ -213,7 +217,9 @@ class EditScreen(Screen):
     def _save(self, name: str | None, exp: Experiment) -> None:
         if not name:
             return
-        description = self.preset.description if self.preset.user else f"{self.preset.description} (edited from {self.preset.name})"
+        description = self.preset.description
+        if not self.preset.user:
+            description += f" (edited from {self.preset.name})"
         try:
             path = save_user_preset(name, exp, description=description, based_on=self.preset, user_dir=self.user_dir)
         except (OSError, ValueError) as err:

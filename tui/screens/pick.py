@@ -49,15 +49,14 @@ def headline(preset: Preset | PresetCard) -> str:
 
 
 def report_label(preset: Preset | PresetCard) -> str:
-    """"001_3753bfc013d93882.txt" → "001": the reports are known by their number."""
+    """The report's number ("001_3753bfc013d93882.txt" → "001"): the reports are known by it."""
     return preset.report.partition("_")[0] if preset.report else "—"
 
 
 def matches(preset: Preset | PresetCard, query: str) -> bool:
     """Every word of the query appears in the name, description, model, dataset or report."""
-    hay = " ".join(
-        [preset.name, preset.description, preset.arch, preset.dataset, preset.report, "user mine" if preset.user else ""]
-    ).lower()
+    words = [preset.name, preset.description, preset.arch, preset.dataset, preset.report]
+    hay = " ".join([*words, "user mine" if preset.user else ""]).lower()
     return all(word in hay for word in query.lower().split())
 
 
@@ -70,9 +69,10 @@ def describe(preset: Preset | PresetCard) -> Text:
         out.append(f"  {USER_MARK} yours ({preset.source.name} in your presets folder)", style="yellow")
     out.append(f"\n{preset.description}\n" if preset.description else "\n")
     ref = preset.reference.figures() if preset.reference else {}
-    figures = [
-        f"{label} {pct(ref[key], 2, space=False)}" for key, label in (("train_acc", "train"), ("val_acc", "val"), ("test_acc", "test")) if key in ref
-    ] + [f"{label} {ref[key]:.3f}" for key, label in (("train_loss", "train loss"), ("val_loss", "val loss")) if key in ref]
+    accuracies = (("train_acc", "train"), ("val_acc", "val"), ("test_acc", "test"))
+    losses = (("train_loss", "train loss"), ("val_loss", "val loss"))
+    figures = [f"{label} {pct(ref[key], 2, space=False)}" for key, label in accuracies if key in ref]
+    figures += [f"{label} {ref[key]:.3f}" for key, label in losses if key in ref]
     report = f"report {preset.report}" if preset.report else "no report"
     if figures:
         epochs = f" after {int(preset.reference.epochs)} epochs" if preset.reference.epochs else ""
@@ -124,7 +124,8 @@ class PickScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="/ filter: name, model, dataset, report…", id="filter", compact=True, select_on_focus=False)
+        placeholder = "/ filter: name, model, dataset, report…"
+        yield Input(placeholder=placeholder, id="filter", compact=True, select_on_focus=False)
         yield Static("", id="active-run", markup=False)
         yield Static("", id="problems", markup=False)
         table = PresetTable(id="presets", cursor_type="row", zebra_stripes=True)
@@ -231,7 +232,10 @@ class PickScreen(Screen):
 
     def _show_detail(self) -> None:
         preset = self.highlighted()
-        text = describe(preset) if preset else Text("No preset matches the filter." if self.presets else "No presets found.")
+        if preset is not None:
+            text = describe(preset)
+        else:
+            text = Text("No preset matches the filter." if self.presets else "No presets found.")
         self.query_one("#detail-text", Static).update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -50,7 +50,12 @@ class RunScreen(Screen):
     ]
 
     def __init__(
-        self, model: RunState, *, preset: Preset | None = None, run: ActiveRun | None = None, feed: FolderFeed | None = None
+        self,
+        model: RunState,
+        *,
+        preset: Preset | None = None,
+        run: ActiveRun | None = None,
+        feed: FolderFeed | None = None,
     ) -> None:
         super().__init__()
         self.model = model

@@ -194,20 +194,24 @@ class RunsScreen(Screen):
         self.app.push_screen(CompareScreen([self.runs[p] for p in paths]))
 
     def action_delete(self) -> None:
-        targets = [self.runs[p] for p in self.runs if p in self.selected] or ([self.current()] if self.current() else [])
+        current = self.current()
+        targets = [self.runs[p] for p in self.runs if p in self.selected] or ([current] if current else [])
         if not targets:
             return
         active = self.app.active_run
         busy = [
             t for t in targets
             if t.state == "running"
-            or (active is not None and active.is_running and active.folder_path is not None and Path(active.folder_path) == t.path)
+            or (active is not None and active.is_running and active.folder_path == t.path)
         ]
         if busy:
             self.notify(f"{short_id(busy[0].id)} is running: stop it before deleting it", severity="warning")
             return
-        names = ", ".join(short_id(t.id) for t in targets[:3]) + (f" and {len(targets) - 3} more" if len(targets) > 3 else "")
-        question = f"Delete {len(targets)} run{'s' if len(targets) > 1 else ''} ({names})?\nIts metrics, checkpoints and results are removed from disk."
+        names = ", ".join(short_id(t.id) for t in targets[:3])
+        if len(targets) > 3:
+            names += f" and {len(targets) - 3} more"
+        runs = f"{len(targets)} run{'s' if len(targets) > 1 else ''}"
+        question = f"Delete {runs} ({names})?\nIts metrics, checkpoints and results are removed from disk."
 
         def answered(yes: bool | None) -> None:
             if yes:

@@ -64,7 +64,9 @@ class MetricChart(PlotextPlot):
 
     # --- data -------------------------------------------------------------------------------
 
-    def set_series(self, name: str, xs: Sequence[float], ys: Sequence[float | None], *, color: str | None = None) -> None:
+    def set_series(
+        self, name: str, xs: Sequence[float], ys: Sequence[float | None], *, color: str | None = None
+    ) -> None:
         """Replace one series (missing and non-finite values are left out)."""
         points = finite_points(xs, ys)
         if self._series.get(name) != points:
@@ -72,10 +74,6 @@ class MetricChart(PlotextPlot):
             self.dirty = True
         if color is not None:
             self._colors[name] = color
-
-    def remove_series(self, name: str) -> None:
-        if self._series.pop(name, None) is not None:
-            self.dirty = True
 
     def clear(self) -> None:
         if self._series:
@@ -90,6 +88,7 @@ class MetricChart(PlotextPlot):
         return list(self._series)
 
     def point_count(self, name: str | None = None) -> int:
+        """Points held (of one series, or all): what the tests wait for."""
         if name is not None:
             return len(self.series(name)[0])
         return sum(len(xs) for xs, _ in self._series.values())

@@ -15,20 +15,18 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-
-def _pct(v: Any) -> str:
-    return f"{v * 100:.1f} %" if isinstance(v, (int, float)) else "–"
+from engine.formatting import num, pct
 
 
 def headline(summary: dict[str, Any]) -> Text:
     parts = []
     if summary.get("test_acc") is not None:
-        parts.append(f"test acc {_pct(summary['test_acc'])}")
+        parts.append(f"test acc {pct(summary['test_acc'])}")
     if summary.get("test_loss") is not None:
-        parts.append(f"test loss {summary['test_loss']:.4f}")
+        parts.append(f"test loss {num(summary['test_loss'])}")
     if summary.get("best_val_acc") is not None:
         at = f" (epoch {summary['best_epoch']})" if summary.get("best_epoch") else ""
-        parts.append(f"best val acc {_pct(summary['best_val_acc'])}{at}")
+        parts.append(f"best val acc {pct(summary['best_val_acc'])}{at}")
     if summary.get("epochs_done") is not None:
         parts.append(f"{summary['epochs_done']} epochs")
     if summary.get("seconds") is not None:
