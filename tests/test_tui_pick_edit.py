@@ -15,11 +15,11 @@ from engine.presets import load_presets
 from engine.runs import read_run
 from tests.console import THEME, steady_look, wait_until
 from tui.app import CnnlabApp, run_app
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.edit import EditScreen, SaveAsScreen
 from tui.screens.pick import PickScreen
 from tui.screens.run import RunScreen
 from tui.widgets.config_form import ConfigForm
-from tui.widgets.confirm import ConfirmScreen
 
 from .test_tui_form import focus_field
 

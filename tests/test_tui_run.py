@@ -25,10 +25,10 @@ from tests.fake_runs import CLASSES, demo_preset, make_run, metrics_row, summary
 from tests.tiny import tiny_experiment
 from tui.run_view import reference_line, short_id, started_text
 from tui.screens.compare import CompareScreen, differing_fields
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.run import CHART_EVERY_S, REDRAW_EVERY_S, RunScreen
 from tui.screens.runs import RunsScreen
 from tui.widgets.charts import MetricChart
-from tui.widgets.confirm import ConfirmScreen
 
 SIZE = (80, 24)
 

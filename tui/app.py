@@ -26,8 +26,8 @@ from engine.runs import user_presets_dir as presets_dir_of
 from tui.commands import PresetCommands
 from tui.messages import OpenPreset, StartRun, TrainingEnded, TrainingStarted
 from tui.run_view import end_note
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.pick import PickScreen
-from tui.widgets.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
     from engine.config import Experiment

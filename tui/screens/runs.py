@@ -25,8 +25,8 @@ from tui.commands import ScreenActionsProvider
 from tui.messages import StartRun
 from tui.run_view import short_id, started_text
 from tui.screens.compare import CompareScreen
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.run import RunScreen
-from tui.widgets.confirm import ConfirmScreen
 
 REFRESH_EVERY_S = 3.0  # while a run in the table is running
 

@@ -5,6 +5,8 @@ Used for quitting while a run trains and for deleting runs. Keys: y / enter yes,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -13,30 +15,8 @@ from textual.widgets import Button, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    DEFAULT_CSS = """
-    ConfirmScreen {
-        align: center middle;
-    }
-    ConfirmScreen > Vertical {
-        width: 60;
-        max-width: 100%;
-        height: auto;
-        border: thick $warning;
-        background: $surface;
-        padding: 1 2;
-    }
-    ConfirmScreen .question {
-        width: 100%;
-        margin-bottom: 1;
-    }
-    ConfirmScreen Horizontal {
-        height: auto;
-        align-horizontal: right;
-    }
-    ConfirmScreen Button {
-        margin-left: 2;
-    }
-    """
+    CSS_PATH = Path(__file__).with_name("confirm.tcss")
+
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
