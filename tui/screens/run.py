@@ -197,12 +197,14 @@ class RunScreen(Screen):
         if action in ("pause", "stop"):
             if self.read_only:
                 return False  # another process's run: nothing to steer from here
-            if self.run is None or not self.run.is_running or self.model.state == "stopping":
+            if not self._steerable():
                 return None  # shown, dimmed
         return True
 
     def _steerable(self) -> bool:
-        return self.run is not None and self.run.is_running and self.model.state != "stopping"
+        # The state says the run ended a moment before its thread has returned.
+        run, model = self.run, self.model
+        return run is not None and run.is_running and not model.ended and model.state != "stopping"
 
     def action_pause(self) -> None:
         if not self._steerable():
@@ -216,7 +218,7 @@ class RunScreen(Screen):
         self._flush()
 
     def action_stop(self) -> None:
-        if self.run is None or not self.run.is_running:
+        if self.run is None or not self.run.is_running or self.model.ended:
             return
         self.run.stop()
         self.model.stop_asked()
