@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from pathlib import Path
 
@@ -17,17 +19,32 @@ from tui.screens.run import RunScreen
 
 # The theme the snapshots were drawn in; a user's TEXTUAL_THEME must not change them.
 THEME = "textual-dark"
+_SVG_TEXT = re.compile(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)" textLength="([\d.]+)"[^>]*>(.*?)</text>', re.S)
 
 
-class Harness(CnnlabApp):
+class RecordingApp(CnnlabApp):
+    """The console, with what it told the user recorded: `notes` (severity, message) and `told`
+    ("title: message" lines)."""
+
+    def __init__(self, runs_dir: Path, user_presets_dir: Path | None = None) -> None:
+        super().__init__(runs_dir, user_presets_dir)
+        self.theme = THEME
+        self.notes: list[tuple[str, str]] = []
+        self.told: list[str] = []
+
+    def notify(self, message, *, title="", severity="information", **kwargs):
+        self.notes.append((severity, str(message)))
+        self.told.append(f"{title}: {message}")
+        super().notify(message, title=title, severity=severity, **kwargs)
+
+
+class Harness(RecordingApp):
     """The console itself (its stylesheet, keys, navigation and run handling) starting on the
-    screen a test looks at instead of the picker, with its notifications recorded in `notes`."""
+    screen a test looks at instead of the picker."""
 
     def __init__(self, runs_dir: Path, first: Screen | None = None) -> None:
         super().__init__(runs_dir)
-        self.theme = THEME
         self.first = first
-        self.notes: list[tuple[str, str]] = []
 
     def get_default_screen(self) -> Screen:
         return Screen()
@@ -35,10 +52,6 @@ class Harness(CnnlabApp):
     def on_mount(self) -> None:
         if self.first is not None:
             self.push_screen(self.first)
-
-    def notify(self, message, *, title="", severity="information", **kwargs):
-        self.notes.append((severity, str(message)))
-        super().notify(message, title=title, severity=severity, **kwargs)
 
 
 async def start_run(pilot, exp: Experiment, **kwargs) -> RunScreen:
@@ -79,8 +92,22 @@ def steady_look(app: App) -> None:
 
 
 def screen_text(app: App) -> str:
-    """What the terminal shows, as plain text (the compositor's lines)."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+    """What the terminal shows, as plain text: the rows of the app's own screenshot."""
+    cells = [
+        (float(x), float(y), float(length), html.unescape(text).replace("\xa0", " ").replace("\n", ""))
+        for x, y, length, text in _SVG_TEXT.findall(app.export_screenshot())
+    ]
+    char = next(length / len(text) for _, _, length, text in cells if text)
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for x, y, _, text in cells:
+        rows.setdefault(y, []).append((x, text))
+    lines = []
+    for y in sorted(rows):
+        line = ""
+        for x, text in sorted(rows[y]):
+            line = line.ljust(round(x / char)) + text
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def log_text(screen) -> str:

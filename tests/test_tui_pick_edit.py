@@ -13,7 +13,7 @@ from textual.screen import Screen
 
 from engine.presets import load_presets
 from engine.runs import read_run
-from tests.console import THEME, steady_look, wait_until
+from tests.console import THEME, RecordingApp, steady_look, wait_until
 from tui.app import CnnlabApp, run_app
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.edit import EditScreen, SaveAsScreen
@@ -64,16 +64,16 @@ def user_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(tmp_path: Path, user_dir: Path) -> CnnlabApp:
-    return CnnlabApp(tmp_path / "runs", user_presets_dir=user_dir)
+def app(tmp_path: Path, user_dir: Path) -> RecordingApp:
+    return RecordingApp(tmp_path / "runs", user_presets_dir=user_dir)
 
 
 def row_names(screen: PickScreen) -> list[str]:
     return [p.name for p in screen.shown]
 
 
-def notes(app: CnnlabApp) -> str:
-    return "\n".join(f"{n.title}: {n.message}" for n in app._notifications)
+def notes(app: RecordingApp) -> str:
+    return "\n".join(app.told)
 
 
 async def open_editor(pilot, name: str = "my-shapes") -> EditScreen:
@@ -265,7 +265,7 @@ async def test_quit_when_idle_exits_at_once(app: CnnlabApp):
         await pilot.pause()
         await pilot.press("q")
         await pilot.pause()
-        assert app._exit  # no question asked: nothing is training
+        assert app.return_code == 0  # it exits: no question asked, nothing is training
         assert not isinstance(app.screen, ConfirmScreen)
     assert app.return_code == 0
 
@@ -295,7 +295,7 @@ async def test_go_to_run_returns_to_the_run_screen(app: CnnlabApp):
         run_screen = Screen()
         app.active_run = FakeRun(run_screen)
         pick = app.screen
-        pick._show_active_run()
+        app.active_run_changed.publish(app.active_run)  # as the app does when a run starts
         await pilot.pause()
         assert "press g" in str(pick.query_one("#active-run").render())
         await pilot.press("g")
