@@ -124,10 +124,9 @@ class CnnlabApp(App):
 
     @on(TrainingEnded)
     def _run_ended(self, message: TrainingEnded) -> None:
-        run = self.active_run
-        summary = run.model.summary if run is not None else None
+        summary = getattr(message.event, "summary", None)  # a finished run's test figures
         self.notify(**end_note(message.state, message.message, summary))
-        self.active_run_changed.publish(run)
+        self.active_run_changed.publish(self.active_run)
         self.refresh_bindings()
 
     def on_unmount(self) -> None:
