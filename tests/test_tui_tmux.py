@@ -9,6 +9,7 @@ until the expected tab shows (no fixed sleeps).
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from engine.schema import field_specs, sections
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (apt-get install tmux); CI installs it")
+REPO = Path(__file__).resolve().parents[1]
 DEADLINE_S = 60.0  # for the console to start and for each key to show: generous, polling meanwhile
 
 
@@ -60,9 +62,12 @@ def showing(section: str):
 def test_tab_keys_change_the_editor_tab_in_real_tmux(tmp_path):
     names = [name for name, _ in sections()]
     assert names[:4] == ["data", "augment", "model", "optim"]
-    cnnlab = Path(sys.executable).with_name("cnnlab")
+    # The installed console script, as a user starts it (python -m tui where it is not installed).
+    script = Path(sys.executable).with_name("cnnlab")
+    cnnlab = shlex.quote(str(script)) if script.exists() else f"{shlex.quote(sys.executable)} -m tui"
     tmux = Tmux(f"cnnlab-test-{os.getpid()}")
-    command = f"{cnnlab} --runs-dir {tmp_path / 'runs'}"  # TERM is tmux's own, as a user's would be
+    runs = shlex.quote(str(tmp_path / "runs"))
+    command = f"cd {shlex.quote(str(REPO))} && {cnnlab} --runs-dir {runs}"  # TERM is tmux's own, as a user's
     tmux("new-session", "-d", "-s", "cnnlab", "-x", "100", "-y", "30", command)
     try:
         tmux.wait_for(lambda lines: any("Report's result" in line for line in lines), "the picker")
