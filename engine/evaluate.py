@@ -67,7 +67,11 @@ def collapse_warning(confusion: list[list[int]], class_names: list[str]) -> str 
     if share < COLLAPSE_SHARE or true_share >= 0.5:
         return None
     name = _name(class_names, top)
-    everything = "every test image" if predicted[top] == total else f"{100 * share:.0f}% of the test images ({predicted[top]} of {total})"
+    everything = (
+        "every test image"
+        if predicted[top] == total
+        else f"{100 * share:.0f}% of the test images ({predicted[top]} of {total})"
+    )
     return (
         f"The model predicts '{name}' for {everything}: it has collapsed to one class and learned nothing "
         f"(its accuracy, {100 * np.trace(m) / total:.1f}%, is what always guessing '{name}' gives). "
@@ -126,11 +130,25 @@ def prediction_examples(
     for i in picks:
         t, q = int(y[i]), int(p[i])
         png, w, h = thumbnail_png(images_uint8[int(i)])
-        out.append({"index": int(i), "true": _name(class_names, t), "pred": _name(class_names, q), "true_index": t, "pred_index": q, "correct": t == q, "png": png, "width": w, "height": h})
+        out.append(
+            {
+                "index": int(i),
+                "true": _name(class_names, t),
+                "pred": _name(class_names, q),
+                "true_index": t,
+                "pred_index": q,
+                "correct": t == q,
+                "png": png,
+                "width": w,
+                "height": h,
+            }
+        )
     return out
 
 
-def summarise_test(preds: Any, labels: Any, class_names: list[str], images: Any, *, examples: int = 16, seed: int = 0) -> dict[str, Any]:
+def summarise_test(
+    preds: Any, labels: Any, class_names: list[str], images: Any, *, examples: int = 16, seed: int = 0
+) -> dict[str, Any]:
     """The test part of summary.json: test_acc, per_class_acc, confusion, examples, collapse_warning."""
     num_classes = len(class_names)
     confusion = confusion_matrix(preds, labels, num_classes)

@@ -43,7 +43,9 @@ class BatchProgress:
 
 @dataclass(frozen=True)
 class EpochFinished:
-    metrics: dict[str, Any]  # one line of metrics.jsonl: epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds, images_per_sec
+    metrics: dict[
+        str, Any
+    ]  # one line of metrics.jsonl: epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds, images_per_sec
 
 
 @dataclass(frozen=True)

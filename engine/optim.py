@@ -187,7 +187,7 @@ def phase_at(train: TrainConfig, epoch: int) -> tuple[int, Phase | None, int]:
 
 
 def set_trainable(model: nn.Module, train: str) -> None:
-    """"head": only model.head's parameters get gradients; "all": every parameter does."""
+    """ "head": only model.head's parameters get gradients; "all": every parameter does."""
     if train == "all":
         model.requires_grad_(True)
         return

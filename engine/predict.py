@@ -63,9 +63,7 @@ def evaluate_checkpoint(run_dir: Path, which: str = "best") -> dict[str, Any]:
     rt = select_runtime(exp.train)
     splits = load_splits(exp.data)
     if splits.test is None:
-        raise DatasetUnusable(
-            f"{exp.data.dataset} has no labelled test set here (set data.test_split to carve one)"
-        )
+        raise DatasetUnusable(f"{exp.data.dataset} has no labelled test set here (set data.test_split to carve one)")
     images = splits.train.images
     model = build_model(exp.model, splits.num_classes, images.shape[-1], images.shape[1])
     model = model.to(rt.device, memory_format=rt.memory_format)

@@ -73,4 +73,3 @@ def _torch_threads():
     except ImportError:  # pragma: no cover
         return
     torch.set_num_threads(1)
-

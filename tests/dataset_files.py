@@ -22,8 +22,16 @@ from PIL import Image
 
 # Clearly different colours, so a class survives JPEG and can be recognised from its pixels.
 PALETTE = [
-    (230, 40, 40), (40, 200, 40), (40, 60, 230), (230, 220, 40), (200, 40, 220),
-    (40, 210, 220), (250, 140, 20), (120, 120, 120), (255, 255, 255), (10, 10, 10),
+    (230, 40, 40),
+    (40, 200, 40),
+    (40, 60, 230),
+    (230, 220, 40),
+    (200, 40, 220),
+    (40, 210, 220),
+    (250, 140, 20),
+    (120, 120, 120),
+    (255, 255, 255),
+    (10, 10, 10),
 ]
 
 
@@ -60,7 +68,12 @@ class CifarFiles:
 def _cifar_batch(images: np.ndarray, labels: list[int], key: str, name: str) -> dict:
     # The python version stores each image as one row: the R plane, then G, then B, row-major.
     data = images.transpose(0, 3, 1, 2).reshape(len(images), 3 * 32 * 32)
-    return {"batch_label": name, key: list(labels), "data": data, "filenames": [f"img_{i}.png" for i in range(len(labels))]}
+    return {
+        "batch_label": name,
+        key: list(labels),
+        "data": data,
+        "filenames": [f"img_{i}.png" for i in range(len(labels))],
+    }
 
 
 def _pickle(path: Path, obj) -> None:
@@ -81,7 +94,10 @@ def write_cifar10(root: Path, n_train: int = 50, n_test: int = 10, seed: int = 0
     bounds = np.linspace(0, n_train, 6).astype(int)
     for i in range(5):
         lo, hi = bounds[i], bounds[i + 1]
-        _pickle(folder / f"data_batch_{i + 1}", _cifar_batch(train[lo:hi], train_labels[lo:hi], "labels", f"training batch {i + 1} of 5"))
+        _pickle(
+            folder / f"data_batch_{i + 1}",
+            _cifar_batch(train[lo:hi], train_labels[lo:hi], "labels", f"training batch {i + 1} of 5"),
+        )
     _pickle(folder / "test_batch", _cifar_batch(test, test_labels, "labels", "testing batch 1 of 1"))
     _pickle(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": 10000, "num_vis": 3072})
     out.md5 = {p.name: _md5(p) for p in folder.iterdir()}
@@ -131,7 +147,9 @@ class TinyImagenetFiles:
         return sorted(self.wnids)
 
 
-def write_tiny_imagenet(root: Path, classes: int = 3, per_class: int = 4, val_per_class: int = 2, size: int = 64, seed: int = 0) -> TinyImagenetFiles:
+def write_tiny_imagenet(
+    root: Path, classes: int = 3, per_class: int = 4, val_per_class: int = 2, size: int = 64, seed: int = 0
+) -> TinyImagenetFiles:
     rng = np.random.default_rng(seed)
     folder = Path(root) / "tiny-imagenet-200"
     # Real wnids are not listed in sorted order; the fixture's are not either.
@@ -154,7 +172,9 @@ def write_tiny_imagenet(root: Path, classes: int = 3, per_class: int = 4, val_pe
             p = d / f"{w}_{i}.JPEG"
             Image.fromarray(img).save(p, quality=95)
             train[w].append(p)
-        (folder / "train" / w / f"{w}_boxes.txt").write_text("".join(f"{w}_{i}.JPEG\t0\t0\t{size - 1}\t{size - 1}\n" for i in range(per_class)))
+        (folder / "train" / w / f"{w}_boxes.txt").write_text(
+            "".join(f"{w}_{i}.JPEG\t0\t0\t{size - 1}\t{size - 1}\n" for i in range(per_class))
+        )
 
     vdir = folder / "val" / "images"
     vdir.mkdir(parents=True, exist_ok=True)

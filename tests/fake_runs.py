@@ -166,8 +166,20 @@ class FakeTrainer(types.ModuleType):
         history = folder.metrics()
         listener(
             RunStarted(
-                str(folder.path), folder.id, "cpu", "fp32", False, 123_456, 192, 64, 100, CLASSES, epochs, start,
-                self.batches, history,
+                str(folder.path),
+                folder.id,
+                "cpu",
+                "fp32",
+                False,
+                123_456,
+                192,
+                64,
+                100,
+                CLASSES,
+                epochs,
+                start,
+                self.batches,
+                history,
             )
         )
         last = epochs if self.end == "finish" else min(epochs, start + self.epochs_before_wait)

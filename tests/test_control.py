@@ -83,8 +83,9 @@ sys.stdin.readline()
 
 
 def test_a_second_trainer_is_refused_and_a_kill_frees_the_lock(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         assert is_held(tmp_path) is True

@@ -141,7 +141,9 @@ def test_tiny_imagenet_sorted_wnids_words_names_and_val_as_test(tmp_path):
     # Label i holds the images of the i-th sorted wnid (the fixture colours them by that index).
     assert colour_label(s.train.images) == s.train.labels.tolist()
     # The fixture's first val image is a grayscale JPEG: read as RGB with three equal channels.
-    gray = (s.test.images[:, 0] == s.test.images[:, 1]).flatten(1).all(1) & (s.test.images[:, 1] == s.test.images[:, 2]).flatten(1).all(1)
+    gray = (s.test.images[:, 0] == s.test.images[:, 1]).flatten(1).all(1) & (
+        s.test.images[:, 1] == s.test.images[:, 2]
+    ).flatten(1).all(1)
     assert gray.sum() == 1
     assert colour_label(s.test.images[~gray]) == s.test.labels[~gray].tolist()
     assert (s.mean, s.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -149,7 +151,9 @@ def test_tiny_imagenet_sorted_wnids_words_names_and_val_as_test(tmp_path):
 
 def test_tiny_imagenet_first_k_with_report_002_split(tmp_path):
     write_tiny_imagenet(tmp_path, classes=4, per_class=10, val_per_class=2)
-    s = load_splits(cfg(dataset="tiny-imagenet", root=str(tmp_path), classes=2, val_split=0.1, test_split=0.1, cache=False))
+    s = load_splits(
+        cfg(dataset="tiny-imagenet", root=str(tmp_path), classes=2, val_split=0.1, test_split=0.1, cache=False)
+    )
     assert s.num_classes == 2
     # 0.8 / 0.1 / 0.1 of the first two classes' 20 training images; the val/ images are not used.
     assert (len(s.train), len(s.val), len(s.test)) == (16, 2, 2)
@@ -162,7 +166,9 @@ def test_missing_tiny_imagenet_names_the_folder_and_the_url(tmp_path):
     with pytest.raises(DatasetMissing) as err:
         load_splits(cfg(dataset="tiny-imagenet", root=str(tmp_path)))
     msg = str(err.value)
-    assert str(tmp_path / "tiny-imagenet-200") in msg and "tiny-imagenet-200.zip" in msg and "val_annotations.txt" in msg
+    assert (
+        str(tmp_path / "tiny-imagenet-200") in msg and "tiny-imagenet-200.zip" in msg and "val_annotations.txt" in msg
+    )
 
 
 # --- image folder ----------------------------------------------------------------------------------
@@ -173,8 +179,14 @@ def test_folder_reads_sorted_classes_with_exact_pixels(tmp_path):
     s = load_splits(cfg(dataset="folder", root=str(tmp_path), cache=False))
     assert_well_formed(s)
     assert s.class_names == ["ant", "moth", "zebra"] and s.test is None and s.val is None
-    expected = {img.tobytes(): written.classes.index(name) for name, items in written.images["train"].items() for _, img in items}
-    got = {img.permute(1, 2, 0).numpy().tobytes(): int(y) for img, y in zip(s.train.images, s.train.labels, strict=True)}
+    expected = {
+        img.tobytes(): written.classes.index(name)
+        for name, items in written.images["train"].items()
+        for _, img in items
+    }
+    got = {
+        img.permute(1, 2, 0).numpy().tobytes(): int(y) for img, y in zip(s.train.images, s.train.labels, strict=True)
+    }
     assert got == expected
 
 

@@ -40,7 +40,9 @@ def test_confusion_and_per_class_on_a_known_case():
     # rows: true class, columns: predicted
     assert m == [[2, 1, 0], [1, 1, 0], [0, 1, 3]]
     assert per_class_accuracy(m) == pytest.approx([2 / 3, 1 / 2, 3 / 4])
-    assert summarise_test(np.array(preds), np.array(labels), NAMES, np.zeros((9, 3, 8, 8), np.uint8))["test_acc"] == pytest.approx(6 / 9)
+    assert summarise_test(np.array(preds), np.array(labels), NAMES, np.zeros((9, 3, 8, 8), np.uint8))[
+        "test_acc"
+    ] == pytest.approx(6 / 9)
 
 
 def test_a_class_without_test_images_has_no_accuracy_and_bad_indices_are_refused():
@@ -164,9 +166,22 @@ def _fake_run(runs_dir, preset="alexnet-tinyimage10", collapsed=False):
     preds = np.full(50, 3) if collapsed else labels
     names = [f"label{i}" for i in range(10)]
     for e in (1, 2):
-        folder.append_metrics({"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5, "val_loss": 1.2, "val_acc": 0.4 + 0.1 * e, "lr": 0.01, "seconds": 1.0, "images_per_sec": 100.0})
+        folder.append_metrics(
+            {
+                "epoch": e,
+                "train_loss": 1.0 / e,
+                "train_acc": 0.5,
+                "val_loss": 1.2,
+                "val_acc": 0.4 + 0.1 * e,
+                "lr": 0.01,
+                "seconds": 1.0,
+                "images_per_sec": 100.0,
+            }
+        )
     summary = {"epochs_done": 2, "seconds": 2.0, "best_val_acc": 0.6, "best_epoch": 2, "test_loss": 1.1}
-    summary.update(summarise_test(preds, labels, names, np.random.default_rng(0).integers(0, 255, (50, 3, 32, 32), dtype=np.uint8)))
+    summary.update(
+        summarise_test(preds, labels, names, np.random.default_rng(0).integers(0, 255, (50, 3, 32, 32), dtype=np.uint8))
+    )
     folder.write_summary(summary)
     folder.write_status("finished")
     return folder
@@ -192,7 +207,9 @@ def test_cnnlab_show_prints_config_figures_reference_classes_and_examples(tmp_pa
 def test_cnnlab_show_makes_a_collapse_obvious_and_refuses_a_non_run(tmp_path, capsys):
     folder = _fake_run(tmp_path / "runs", collapsed=True)
     code, out = _show([str(folder.path)], capsys)
-    assert code == 0 and "collapsed to one class" in " ".join(out.out.split()) and "'label3'" in out.out and "✗" in out.out
+    assert (
+        code == 0 and "collapsed to one class" in " ".join(out.out.split()) and "'label3'" in out.out and "✗" in out.out
+    )
     code, out = _show([str(tmp_path)], capsys)
     assert code == 2 and "not a run folder" in " ".join(out.err.split())
     code, out = _show([str(folder.path), "--checkpoint", "best"], capsys)

@@ -63,7 +63,9 @@ def test_backbone_layers_channels_and_spatial_sizes_are_report_003s():
         assert (backbone.gate.in_features, backbone.gate.out_features) == (chans[0], k)
         assert isinstance(backbone.norm, nn.BatchNorm2d) and backbone.norm.num_features == chans[-1]
         for block in backbone.blocks:
-            assert [(layer[0].in_channels, layer[0].out_channels) for layer in block] == list(zip(chans, chans[1:], strict=False))
+            assert [(layer[0].in_channels, layer[0].out_channels) for layer in block] == list(
+                zip(chans, chans[1:], strict=False)
+            )
             for layer in block:
                 assert [type(m) for m in layer] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Dropout]
                 assert layer[0].kernel_size == (3, 3) and layer[0].padding == (1, 1)
@@ -91,7 +93,9 @@ def test_backbone_output_is_batchnorm_of_the_per_image_gated_sum():
         x = torch.randn(3, 3, 32, 32) + torch.arange(3.0).view(3, 1, 1, 1)
         a = torch.sigmoid(x.mean(dim=(2, 3)) @ backbone.gate.weight.T + backbone.gate.bias)  # sigmoid(SAP(X) W)
         mixed = sum(a[:, k].view(-1, 1, 1, 1) * backbone.blocks[k](x) for k in range(2))
-        expected = (mixed - norm.running_mean.view(1, -1, 1, 1)) / torch.sqrt(norm.running_var.view(1, -1, 1, 1) + norm.eps)
+        expected = (mixed - norm.running_mean.view(1, -1, 1, 1)) / torch.sqrt(
+            norm.running_var.view(1, -1, 1, 1) + norm.eps
+        )
         expected = expected * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
         torch.testing.assert_close(backbone(x), expected)
     assert a.shape == (3, 2) and not torch.allclose(a[0], a[1])  # one weight per block, per image
@@ -150,8 +154,20 @@ def test_mobilenet_depthwise_separable_blocks_and_stride_plan():
     with torch.no_grad():
         model.eval()(torch.randn(1, 3, 32, 32))
     assert [(c, h) for c, h, _w in shapes] == [
-        (32, 32), (64, 32), (128, 16), (128, 16), (256, 8), (256, 8), (512, 4),
-        (512, 4), (512, 4), (512, 4), (512, 4), (512, 4), (1024, 2), (1024, 2),
+        (32, 32),
+        (64, 32),
+        (128, 16),
+        (128, 16),
+        (256, 8),
+        (256, 8),
+        (512, 4),
+        (512, 4),
+        (512, 4),
+        (512, 4),
+        (512, 4),
+        (512, 4),
+        (1024, 2),
+        (1024, 2),
     ]
     assert (model.head.in_features, model.head.out_features) == (1024, 100)
 
@@ -284,7 +300,12 @@ def test_weights_that_do_not_fit_say_what_is_missing_and_unexpected(tmp_path):
 
 
 def test_unreadable_weights_files_are_messages(tmp_path):
-    cases = {"nothing.pt": None, "garbage.pt": b"not a pickle at all", "module.pt": nn.Linear(2, 2), "numbers.pt": {"lr": 0.1}}
+    cases = {
+        "nothing.pt": None,
+        "garbage.pt": b"not a pickle at all",
+        "module.pt": nn.Linear(2, 2),
+        "numbers.pt": {"lr": 0.1},
+    }
     for name, content in cases.items():
         if isinstance(content, bytes):
             (tmp_path / name).write_bytes(content)
@@ -308,7 +329,9 @@ def test_images_that_do_not_suit_the_arch_are_config_errors():
     too_deep = ModelConfig(arch="backbone", backbone_channels=[[3, 4, 4, 4], [4, 4, 4, 4]], backbone_k=[1, 1])
     with pytest.raises(ConfigError) as err:
         build_model(too_deep, 10, 32)
-    assert err.value.problems == [("model.backbone_channels", "6 conv layers halve the image 6 times; 32 pixels allow at most 5")]
+    assert err.value.problems == [
+        ("model.backbone_channels", "6 conv layers halve the image 6 times; 32 pixels allow at most 5")
+    ]
     with pytest.raises(ConfigError) as err:
         build_model(ModelConfig(arch="backbone"), 10, 32, in_channels=1)
     assert err.value.problems[0][0] == "model.backbone_channels"

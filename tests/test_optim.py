@@ -47,16 +47,28 @@ def assert_same_curve(ours, theirs):
 CASES = [
     ("constant", {}, lambda o: tl.LambdaLR(o, lambda e: 1.0), False),
     ("step", {"step_size": 2, "gamma": 0.5}, lambda o: tl.StepLR(o, step_size=2, gamma=0.5), False),
-    ("multistep", {"milestones": [2, 5], "gamma": 0.1}, lambda o: tl.MultiStepLR(o, milestones=[2, 5], gamma=0.1), False),
+    (
+        "multistep",
+        {"milestones": [2, 5], "gamma": 0.1},
+        lambda o: tl.MultiStepLR(o, milestones=[2, 5], gamma=0.1),
+        False,
+    ),
     ("exponential", {"gamma": 0.8}, lambda o: tl.ExponentialLR(o, gamma=0.8), False),
     ("cosine", {"min_lr": 0.001}, lambda o: tl.CosineAnnealingLR(o, T_max=EPOCHS, eta_min=0.001), False),
     ("cosine", {"min_lr": 0.0}, lambda o: tl.CosineAnnealingLR(o, T_max=EPOCHS), False),
-    ("linear", {"min_lr": 0.004}, lambda o: tl.LinearLR(o, start_factor=1.0, end_factor=0.04, total_iters=EPOCHS), False),
+    (
+        "linear",
+        {"min_lr": 0.004},
+        lambda o: tl.LinearLR(o, start_factor=1.0, end_factor=0.04, total_iters=EPOCHS),
+        False,
+    ),
     ("polynomial", {"power": 2.0}, lambda o: tl.PolynomialLR(o, total_iters=EPOCHS, power=2.0), False),
     (
         "cyclic",
         {"max_lr": 0.5, "cycle_epochs": 1.5},
-        lambda o: tl.CyclicLR(o, base_lr=BASE, max_lr=0.5, step_size_up=1.5 * STEPS, mode="triangular", cycle_momentum=False),
+        lambda o: tl.CyclicLR(
+            o, base_lr=BASE, max_lr=0.5, step_size_up=1.5 * STEPS, mode="triangular", cycle_momentum=False
+        ),
         True,
     ),
     (
@@ -91,7 +103,11 @@ def test_warmup_ramps_per_batch_then_runs_the_whole_schedule_over_the_remaining_
     warm = 2
     cfg = ScheduleConfig(name="cosine", min_lr=0.001, warmup_epochs=warm, warmup_start=0.1)
     curve = lr_curve(cfg, BASE, EPOCHS, STEPS)
-    ramp = torch_curve(lambda o: tl.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=warm * STEPS), epochs=warm, per_batch=True)
+    ramp = torch_curve(
+        lambda o: tl.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=warm * STEPS),
+        epochs=warm,
+        per_batch=True,
+    )
     assert_same_curve(curve[: warm * STEPS], ramp)
     assert curve[0] == pytest.approx(0.1 * BASE)
     after = torch_curve(lambda o: tl.CosineAnnealingLR(o, T_max=EPOCHS - warm, eta_min=0.001), epochs=EPOCHS - warm)
@@ -116,7 +132,28 @@ def test_a_fractional_warmup_counts_the_schedules_epochs_from_its_end():
     assert curve[2:] == pytest.approx([BASE] * 4 + [BASE / 2] * 4 + [BASE / 4] * 2)
 
 
-PLATEAU_LOSSES = [1.0, 0.9, 0.9, 0.89995, 0.95, 0.8, 0.85, 0.86, 0.87, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+PLATEAU_LOSSES = [
+    1.0,
+    0.9,
+    0.9,
+    0.89995,
+    0.95,
+    0.8,
+    0.85,
+    0.86,
+    0.87,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+]
 
 
 def test_plateau_reduces_after_patience_like_torch_and_stops_at_min_lr():

@@ -89,7 +89,10 @@ def test_the_recipes_say_what_the_reports_say():
     assert (bb.schedule.name, bb.optim.name, bb.train.batch_size, bb.train.epochs) == ("plateau", "adamw", 256, 90)
 
     r50 = BUILTIN["resnet50-pretrained-cifar100"].experiment
-    assert r50.model.pretrained and [(p.epochs, p.train, p.lr) for p in r50.train.phases] == [(10, "head", 1e-3), (100, "all", 1e-4)]
+    assert r50.model.pretrained and [(p.epochs, p.train, p.lr) for p in r50.train.phases] == [
+        (10, "head", 1e-3),
+        (100, "all", 1e-4),
+    ]
     assert r50.augment.label_smoothing == 0.1 and r50.train.epochs == 110
     assert BUILTIN["shapes-demo"].experiment.data.dataset == "shapes" and BUILTIN["shapes-demo"].report == ""
 
@@ -119,16 +122,16 @@ GOOD = 'name = "mine"\ndescription = "ok"\n[data]\ndataset = "shapes"\n[optim]\n
 @pytest.mark.parametrize(
     "text, field, words",
     [
-        ('[optim]\nlearning_rate = 0.1\n', "optim.learning_rate", ["unknown key", "lr"]),
-        ('[optim]\nlr = -1\n', "optim.lr", ["greater than 0"]),
+        ("[optim]\nlearning_rate = 0.1\n", "optim.learning_rate", ["unknown key", "lr"]),
+        ("[optim]\nlr = -1\n", "optim.lr", ["greater than 0"]),
         ('[schedule]\nname = "warmcos"\n', "schedule.name", ["cosine"]),
         ('colour = "red"\n', "colour", ["unknown key"]),
-        ('[reference]\nval_acc = 60.03\n', "reference.val_acc", ["less than or equal to 1"]),
-        ('[reference]\nvalacc = 0.6\n', "reference.valacc", ["unknown key", "val_acc"]),
+        ("[reference]\nval_acc = 60.03\n", "reference.val_acc", ["less than or equal to 1"]),
+        ("[reference]\nvalacc = 0.6\n", "reference.valacc", ["unknown key", "val_acc"]),
         ('name = "../escape"\n', "name", ["not a safe name"]),
         ('[sweep]\ngrid = { "optim.lr" = [0.1, -1] }\n', "sweep: optim.lr", ["-1", "greater than 0"]),
         ('[sweep]\ngrid = { "optim.lrr" = [0.1] }\n', "sweep: optim.lrr", ["unknown key"]),
-        ('[optim\nlr = 1\n', "", ["not valid TOML"]),
+        ("[optim\nlr = 1\n", "", ["not valid TOML"]),
     ],
 )
 def test_a_bad_preset_file_is_a_problem_naming_file_and_field_and_the_rest_load(tmp_path, text, field, words):
@@ -159,7 +162,12 @@ def test_the_quick_listing_matches_the_validated_presets(tmp_path):
     assert set(cards) == {p.name for p in presets} | {"bad"}  # a file that does not parse is left out
     for p in presets:
         card = cards[p.name]
-        assert (card.arch or p.arch, card.dataset or p.dataset, card.user, card.report) == (p.arch, p.dataset, p.user, p.report)
+        assert (card.arch or p.arch, card.dataset or p.dataset, card.user, card.report) == (
+            p.arch,
+            p.dataset,
+            p.user,
+            p.report,
+        )
         assert card.reference == p.reference and card.experiment is None
     assert cards["mine"].user and (cards["mine"].arch, cards["mine"].dataset) == ("alexnet32", "shapes")
     assert {pr.source.name for pr in problems} == {"bad.toml", "garbled.toml"}
@@ -236,7 +244,9 @@ def test_presets_are_read_from_the_installed_package_without_torch(tmp_path):
         "'torch' in sys.modules)"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run([sys.executable, "-c", code, str(site)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(site)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(len(BUILTIN)), "0", "True", "False"]
 
@@ -247,7 +257,9 @@ def test_tinyimage10_splits_its_first_ten_classes_08_01_01(tmp_path):
     from tests.dataset_files import write_tiny_imagenet
 
     written = write_tiny_imagenet(tmp_path / "data", classes=12, per_class=10, val_per_class=1)
-    exp = apply_overrides(BUILTIN["alexnet-tinyimage10"].experiment, {"data.root": str(tmp_path / "data"), "data.cache": False})
+    exp = apply_overrides(
+        BUILTIN["alexnet-tinyimage10"].experiment, {"data.root": str(tmp_path / "data"), "data.cache": False}
+    )
     splits = load_splits(exp.data)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (80, 10, 10)
     assert splits.class_names == [written.names[w] for w in written.sorted_wnids()[:10]]

@@ -38,7 +38,14 @@ def test_a_tiny_run_learns_and_writes_the_run_folder(tmp_path):
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
     assert sum(isinstance(e, EpochFinished) for e in events) == 3
     folder = result.folder.path
-    for name in ("config.toml", "metrics.jsonl", "status.json", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+    for name in (
+        "config.toml",
+        "metrics.jsonl",
+        "status.json",
+        "summary.json",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert (folder / name).exists(), name
     summary = json.loads((folder / "summary.json").read_text())
     assert 0 <= summary["test_acc"] <= 1
@@ -91,9 +98,16 @@ def test_kill_9_mid_epoch_leaves_a_folder_that_reads_and_resumes(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "CNNLAB_RUNS": str(runs), "OMP_NUM_THREADS": "1"}
     cfg = tmp_path / "exp.toml"
-    tiny_experiment(**{"data.train_subset": 2048, "train.epochs": 4, "train.batch_size": 32, "schedule.name": "linear"}).save(cfg)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "run", str(cfg), "--runs-dir", str(runs)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tiny_experiment(
+        **{"data.train_subset": 2048, "train.epochs": 4, "train.batch_size": 32, "schedule.name": "linear"}
+    ).save(cfg)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", str(cfg), "--runs-dir", str(runs)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     folder = None
     while time.time() < deadline:
@@ -159,10 +173,12 @@ def test_missing_dataset_fails_with_a_message_naming_the_path(tmp_path):
 
 
 def test_head_only_phase_freezes_the_body(tmp_path):
-    exp = tiny_experiment(**{
-        "train.epochs": 2,
-        "train.phases": [{"epochs": 1, "train": "head", "lr": 0.05}, {"epochs": 1, "train": "all", "lr": 0.01}],
-    })
+    exp = tiny_experiment(
+        **{
+            "train.epochs": 2,
+            "train.phases": [{"epochs": 1, "train": "head", "lr": 0.05}, {"epochs": 1, "train": "all", "lr": 0.01}],
+        }
+    )
     snapshots = {}
 
     def listener(ev):
@@ -186,7 +202,11 @@ def test_head_only_phase_freezes_the_body(tmp_path):
     assert any(not torch.equal(init[k], after1[k]) for k in head)
     assert any(not torch.equal(after1[k], after2[k]) for k in body if init[k].dim() > 1)
     rows = result.folder.metrics()
-    assert [r["phase"] for r in rows] == [1, 2] and rows[0]["lr"] == pytest.approx(0.05) and rows[1]["lr"] == pytest.approx(0.01)
+    assert (
+        [r["phase"] for r in rows] == [1, 2]
+        and rows[0]["lr"] == pytest.approx(0.05)
+        and rows[1]["lr"] == pytest.approx(0.01)
+    )
 
 
 def test_early_stop(tmp_path):
@@ -197,7 +217,9 @@ def test_early_stop(tmp_path):
 
 
 def test_dry_run_needs_no_data(tmp_path):
-    exp = tiny_experiment(**{"data.dataset": "cifar100", "data.root": str(tmp_path / "none"), "model.arch": "mobilenet"})
+    exp = tiny_experiment(
+        **{"data.dataset": "cifar100", "data.root": str(tmp_path / "none"), "model.arch": "mobilenet"}
+    )
     info = dry_run(exp)
     assert info["output_shape"] == [2, 100] and info["params"] > 1_000_000
     assert info["weights"] == "none"
@@ -248,10 +270,17 @@ def _write_shapes_as_png_folder(root: Path, per_class: int) -> None:
 
 def test_a_folder_dataset_of_real_images_learns(tmp_path):
     _write_shapes_as_png_folder(tmp_path / "images", per_class=80)
-    exp = tiny_experiment(**{
-        "data.dataset": "folder", "data.root": str(tmp_path / "images"), "data.train_subset": None,
-        "data.val_split": 0.2, "train.epochs": 6, "train.batch_size": 32, "augment.hflip": True,
-    })
+    exp = tiny_experiment(
+        **{
+            "data.dataset": "folder",
+            "data.root": str(tmp_path / "images"),
+            "data.train_subset": None,
+            "data.val_split": 0.2,
+            "train.epochs": 6,
+            "train.batch_size": 32,
+            "augment.hflip": True,
+        }
+    )
     result, _ = run(exp, tmp_path)
     assert result.state == "finished", result.message
     assert result.summary["class_names"][0] == "bars"  # sorted folder names, like ImageFolder
@@ -272,7 +301,9 @@ def test_the_fast_path_learns_as_plain_fp32_does(tmp_path, fast):
     # Five epochs, not TINY's three: after three, val accuracy sits near 0.3 and the threshold
     # below tells nothing about learning (it hung on thread-count rounding on some CPUs).
     longer = {"train.epochs": 5}
-    fp32 = run(tiny_experiment(**{"train.precision": "fp32", "train.channels_last": "off", **longer}), tmp_path / "a")[0]
+    fp32 = run(tiny_experiment(**{"train.precision": "fp32", "train.channels_last": "off", **longer}), tmp_path / "a")[
+        0
+    ]
     other = run(tiny_experiment(**fast, **longer), tmp_path / "b")[0]
     assert other.state == fp32.state == "finished"
     a, b = fp32.folder.metrics()[-1], other.folder.metrics()[-1]

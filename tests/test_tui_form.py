@@ -100,7 +100,10 @@ def test_every_default_round_trips_through_its_text():
         {
             "data": {"normalize": "given", "mean": [0.4385, 0.4181, 0.3775], "std": [0.3, 0.28, 0.29]},
             "schedule": {"name": "multistep", "milestones": [150, 200]},
-            "train": {"epochs": 110, "phases": [{"epochs": 10, "train": "head", "lr": 1e-3}, {"epochs": 100, "lr": 1e-4}]},
+            "train": {
+                "epochs": 110,
+                "phases": [{"epochs": 10, "train": "head", "lr": 1e-3}, {"epochs": 100, "lr": 1e-4}],
+            },
         }
     )
     values = flatten(exp)
@@ -167,7 +170,12 @@ async def test_bad_learning_rates_show_pydantic_messages_under_the_field():
     app = FormApp(Experiment())
     async with app.run_test(size=SIZE) as pilot:
         form = app.query_one(ConfigForm)
-        for text, words in (("0", "greater than 0"), ("-1", "greater than 0"), ("abc", "valid number"), ("11", "less than or equal to 10")):
+        for text, words in (
+            ("0", "greater than 0"),
+            ("-1", "greater than 0"),
+            ("abc", "valid number"),
+            ("11", "less than or equal to 10"),
+        ):
             await type_into(pilot, form, "optim.lr", text)
             assert words in form.errors["optim.lr"], text
             assert form.experiment is None
@@ -244,7 +252,9 @@ async def test_lists_and_phases_are_edited_as_toml():
         await type_into(pilot, form, "schedule.milestones", "[200, 150]")
         assert "increasing" in form.errors["schedule.milestones"]
         await type_into(pilot, form, "schedule.milestones", "[150]")
-        await type_into(pilot, form, "train.phases", '[{epochs = 4, train = "head", lr = 0.001}, {epochs = 6, lr = 0.0001}]')
+        await type_into(
+            pilot, form, "train.phases", '[{epochs = 4, train = "head", lr = 0.001}, {epochs = 6, lr = 0.0001}]'
+        )
         assert form.experiment.train.phases[0].train == "head"
         await type_into(pilot, form, "train.phases", "[{epochs = 4, lr = 0}]")
         assert form.errors["train.phases"].startswith("[0].lr:")

@@ -30,7 +30,7 @@ def fingerprint(root: Path, files: list[str]) -> str:
     h = hashlib.sha256()
     for f in files:
         st = os.stat(f)
-        name = f[len(prefix):] if f.startswith(prefix) else f
+        name = f[len(prefix) :] if f.startswith(prefix) else f
         h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 

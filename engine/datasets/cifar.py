@@ -21,7 +21,15 @@ LAYOUT = {
     "cifar10": {
         "title": "CIFAR-10",
         "folder": "cifar-10-batches-py",
-        "files": ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"],
+        "files": [
+            "data_batch_1",
+            "data_batch_2",
+            "data_batch_3",
+            "data_batch_4",
+            "data_batch_5",
+            "test_batch",
+            "batches.meta",
+        ],
         "archive": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
         "download_mb": 163,
         # Per-channel statistics of the 50,000 training images.
@@ -76,7 +84,12 @@ def decode(cfg: DataConfig) -> Decoded:
             images = resize_images(images, cfg.image_size)
         parts.append((images, labels))
     return Decoded(
-        train=parts[0], val=None, test=parts[1], class_names=list(train.classes[:k]), mean=layout["mean"], std=layout["std"]
+        train=parts[0],
+        val=None,
+        test=parts[1],
+        class_names=list(train.classes[:k]),
+        mean=layout["mean"],
+        std=layout["std"],
     )
 
 

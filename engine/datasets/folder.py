@@ -61,7 +61,9 @@ def describe(cfg: DataConfig) -> tuple[int, int, int]:
         raise DatasetUnusable(f"the class folder {shown(root / 'train' / keep[0])} has no images")
     w, h = image_size(found[0])
     if w != h:
-        raise DatasetUnusable(f"{shown(found[0])} is {w}x{h}, not square: set data.image_size to resize every image to a square")
+        raise DatasetUnusable(
+            f"{shown(found[0])} is {w}x{h}, not square: set data.image_size to resize every image to a square"
+        )
     return len(keep), 3, w
 
 
@@ -99,7 +101,9 @@ def source(cfg: DataConfig) -> Source:
 def _listing(split: Path, keep: list[str], everything: list[str], every_class: bool = False) -> Listing:
     """(image, label) pairs of the kept classes under split/<class>/; a class folder that train/
     does not have is an error (its label would mean nothing)."""
-    unknown = sorted(d.name for d in split.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in everything)
+    unknown = sorted(
+        d.name for d in split.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in everything
+    )
     if unknown:
         raise DatasetUnusable(f"{shown(split)} has class folders that train/ does not: {', '.join(unknown)}")
     out: Listing = []

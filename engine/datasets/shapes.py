@@ -80,8 +80,9 @@ def _generate(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
             idx = np.flatnonzero(lab == k)
             if idx.size:
                 mask[idx] = _inside(k, u[idx], v[idx])
-        ramp = (gradient[sl, 0, None, None] * (grid[None, None, :] / SIZE - 0.5)
-                + gradient[sl, 1, None, None] * (grid[None, :, None] / SIZE - 0.5))
+        ramp = gradient[sl, 0, None, None] * (grid[None, None, :] / SIZE - 0.5) + gradient[sl, 1, None, None] * (
+            grid[None, :, None] / SIZE - 0.5
+        )
         bg = background[sl, None, None, :] + ramp[..., None]
         img = np.where(mask[..., None], foreground[sl, None, None, :], bg).astype(np.float32)
         img += noise_rng.standard_normal(img.shape, dtype=np.float32) * np.float32(0.07)

@@ -67,7 +67,11 @@ def source(cfg: DataConfig) -> Source:
     if cfg.test_split == 0:
         annotations = base / "val" / "val_annotations.txt"
         if not annotations.is_file():
-            raise DatasetMissing(missing_message(root, "no val/val_annotations.txt; or set data.test_split to carve a test set from train"))
+            raise DatasetMissing(
+                missing_message(
+                    root, "no val/val_annotations.txt; or set data.test_split to carve a test set from train"
+                )
+            )
         test = _val_annotations(annotations, {w: i for i, w in enumerate(keep)})
         tracked.append(str(annotations))
 
@@ -83,7 +87,9 @@ def source(cfg: DataConfig) -> Source:
             images = decode_files([p for p, _ in listing], cfg.image_size)
             parts.append((images, torch.tensor([label for _, label in listing], dtype=torch.int64)))
         if parts[1] is not None and parts[1][0].shape[1:] != parts[0][0].shape[1:]:
-            raise DatasetUnusable("Tiny ImageNet's val images are not the size of its train images: set data.image_size")
+            raise DatasetUnusable(
+                "Tiny ImageNet's val images are not the size of its train images: set data.image_size"
+            )
         return Decoded(train=parts[0], val=None, test=parts[1], class_names=names, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     return Source(root, files, settings, decode)

@@ -71,7 +71,9 @@ def resnet(depth: int, num_classes: int, in_channels: int = 3, dropout: float = 
         if depth != 50:
             raise ConfigError([("model.pretrained", "ImageNet weights are available for resnet50 only")])
         if in_channels != 3:
-            raise ConfigError([("model.pretrained", f"ImageNet weights take 3-channel images, the data has {in_channels}")])
+            raise ConfigError(
+                [("model.pretrained", f"ImageNet weights take 3-channel images, the data has {in_channels}")]
+            )
         return ResNet(_imagenet_resnet50(), num_classes, dropout)
     net = BUILDERS[depth]()
     if in_channels != 3:

@@ -21,7 +21,9 @@ class SimpleCNN(nn.Module):
         blocks, c = [], in_channels
         for out in CHANNELS:
             blocks.append(
-                nn.Sequential(nn.Conv2d(c, out, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(out), nn.ReLU(inplace=True))
+                nn.Sequential(
+                    nn.Conv2d(c, out, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(out), nn.ReLU(inplace=True)
+                )
             )
             c = out
         self.features = nn.Sequential(*blocks)

@@ -47,7 +47,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     # Saved from a torch.compile'd or DataParallel model: the same layers under a prefix.
     for prefix in ("_orig_mod.", "module."):
         if all(k.startswith(prefix) for k in obj):
-            obj = {k[len(prefix):]: v for k, v in obj.items()}
+            obj = {k[len(prefix) :]: v for k, v in obj.items()}
     return obj
 
 
@@ -65,7 +65,11 @@ def load_weights(model: nn.Module, path: str | Path, arch: str) -> None:
     # BatchNorm's batch counters are absent from older files and harmless to miss.
     missing = [k for k in own if k not in state and k not in keep_own and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in state if k in own and state[k].shape != own[k].shape]
+    wrong = [
+        f"{k} {list(state[k].shape)} vs {list(own[k].shape)}"
+        for k in state
+        if k in own and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -75,7 +79,8 @@ def load_weights(model: nn.Module, path: str | Path, arch: str) -> None:
         if wrong:
             parts.append(f"{len(wrong)} of another shape (file vs model: {_names(wrong)})")
         raise WeightsUnavailable(
-            f"model.weights_path: {Path(path).expanduser()} does not fit {arch}: " + "; ".join(parts)
+            f"model.weights_path: {Path(path).expanduser()} does not fit {arch}: "
+            + "; ".join(parts)
             + ". It needs a state dict of the same architecture (a torchvision one may differ in its classifier only)."
         )
     model.load_state_dict(state, strict=False)

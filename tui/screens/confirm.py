@@ -17,7 +17,6 @@ from textual.widgets import Button, Static
 class ConfirmScreen(ModalScreen[bool]):
     CSS_PATH = Path(__file__).with_name("confirm.tcss")
 
-
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),

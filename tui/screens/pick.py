@@ -112,7 +112,6 @@ class PickScreen(Screen):
 
     CSS_PATH = Path(__file__).with_name("pick.tcss")
 
-
     def __init__(self) -> None:
         super().__init__()
         # Cards from the quick reading until the validated presets arrive (self.validated).

@@ -174,8 +174,10 @@ class RunsScreen(Screen):
         if info is None:
             return
         if not info.resumable:
-            why = "it is still running" if info.state == "running" else (
-                "it has done all its epochs" if info.epochs_done >= info.epochs else f"it is {info.state}"
+            why = (
+                "it is still running"
+                if info.state == "running"
+                else ("it has done all its epochs" if info.epochs_done >= info.epochs else f"it is {info.state}")
             )
             self.notify(f"{short_id(info.id)} cannot be resumed: {why}", severity="warning")
             return
@@ -200,9 +202,9 @@ class RunsScreen(Screen):
             return
         active = self.app.active_run
         busy = [
-            t for t in targets
-            if t.state == "running"
-            or (active is not None and active.is_running and active.folder_path == t.path)
+            t
+            for t in targets
+            if t.state == "running" or (active is not None and active.is_running and active.folder_path == t.path)
         ]
         if busy:
             self.notify(f"{short_id(busy[0].id)} is running: stop it before deleting it", severity="warning")
