@@ -60,8 +60,13 @@ def _parse(path: Path) -> Command | None:
         return None
     if not isinstance(doc, dict) or doc.get("command") not in COMMANDS or not isinstance(doc.get("id"), str):
         return None
-    return Command(doc["command"], doc["id"][:32], str(doc.get("sent", ""))[:32], str(doc.get("host", ""))[:255],
-                   str(doc.get("reason", ""))[:200])
+    return Command(
+        doc["command"],
+        doc["id"][:32],
+        str(doc.get("sent", ""))[:32],
+        str(doc.get("host", ""))[:255],
+        str(doc.get("reason", ""))[:200],
+    )
 
 
 class ControlReader:
