@@ -160,6 +160,11 @@ class Sweep:
     def id(self) -> str:
         return self.path.name
 
+    @property
+    def study_name(self) -> str:
+        """Its Optuna study's name (engine.study): the folder's name where the sweep was made."""
+        return str(self.spec.get("study") or self.id)
+
     @classmethod
     def create(
         cls,
@@ -177,15 +182,18 @@ class Sweep:
         stem = safe_name(name or preset or base.model.arch)
         path = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{stem}-{secrets.token_hex(2)}"
         path.mkdir(parents=True)
-        varied = list(dict.fromkeys(k for t in trials for k in t))
-        sweep = cls(path, base, trials, metric, preset or "", varied, spec or {})
+        spec = {"study": path.name, **(spec or {})}
+        # TPE's slots are filled as the sweep goes: what it varies is its grid and ranges
+        keys = [*(k for t in trials for k in t), *spec.get("grid", {}), *spec.get("random", {})]
+        varied = list(dict.fromkeys(keys))
+        sweep = cls(path, base, trials, metric, preset or "", varied, spec)
         doc = {
             "sweep": {
                 "preset": sweep.preset,
                 "metric": metric,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "varied": varied,
-                **(spec or {}),
+                **spec,
             },
             "trials": [{"index": i, "overrides": t} for i, t in enumerate(trials, 1)],
             "experiment": base.model_dump(mode="json", exclude_none=True),
@@ -206,6 +214,7 @@ class Sweep:
         base = validate_experiment(doc.get("experiment", {}), str(path / SWEEP_FILE))
         trials = [dict(t.get("overrides", {})) for t in sorted(doc.get("trials", []), key=lambda t: t.get("index", 0))]
         spec = {k: v for k, v in meta.items() if k not in ("preset", "metric", "created", "varied")}
+        spec.setdefault("study", path.name)  # a copy made on another machine keeps the study it came from
         return cls(
             path,
             base,
@@ -258,6 +267,12 @@ def trial_row(sweep: Sweep, index: int, folder: Path | None) -> dict[str, Any]:
         return row
     rf = RunFolder(folder)
     info = read_run(folder)
+    if not overrides and sweep.varied:  # a TPE slot: its values are in what it ran
+        try:
+            ran = flatten(rf.experiment())
+        except (OSError, ValueError):
+            ran = {}
+        row.update({key: ran.get(key) for key in sweep.varied})
     metrics, summary = rf.metrics(), rf.summary()
     vals = [r["val_acc"] for r in metrics if r.get("val_acc") is not None]
     val_losses = [r["val_loss"] for r in metrics if r.get("val_loss") is not None]

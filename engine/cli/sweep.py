@@ -1,6 +1,8 @@
-"""`cnnlab sweep`: a grid or random search from the command line, one line per trial as it ends,
-then the results table (report 002's Table 1). `--plan` lists the trials without training,
-`--resume SWEEP_DIR` continues a stopped sweep. Planning, running and the results are engine.sweep's.
+"""`cnnlab sweep`: a grid, random or TPE search from the command line on an Optuna study, one line
+per trial as it ends, then the results table (report 002's Table 1). `--workers N` trains N trials
+at once on this machine, `--join` adds a worker from another terminal or machine, `--plan` lists
+the trials without training, `--resume SWEEP_DIR` continues a stopped sweep. Planning and results
+are engine.sweep's, the study engine.study's, running it engine.sweep_runner's.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from engine.cli.exits import EXIT_FAILED, EXIT_OK, exit_code
 from engine.cli.options import runs_dir
 from engine.cli.output import out, print_table
 from engine.formatting import cli_pct
-from engine.sweep import METRICS, Sweep, SweepError, describe_overrides, plan_trials, write_csv
-from engine.sweep_runner import resume_sweep, run_sweep
+from engine.study import GRACE_S, PRUNERS
+from engine.sweep import METRICS, Sweep, SweepError, describe_overrides, write_csv
+from engine.sweep_runner import join_sweep, plan_sweep, resume_sweep, run_sweep
 
 
 def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
@@ -57,10 +60,11 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     sp = sub.add_parser(
         "sweep",
         parents=[common],
-        help="run a grid or random search over a preset's fields, one run per trial, and print the results table",
-        description="Run every trial of a grid (or random search) one after another, each a run folder inside the "
-        "sweep folder, then print the table sorted by the metric. Without --grid/--random the preset's own [sweep] "
-        "is used.",
+        help="run a grid, random or TPE search over a preset's fields, one run per trial, and print the results table",
+        description="Run every trial of a grid (or a random or TPE search) on an Optuna study, each a run folder "
+        "inside the sweep folder, then print the table sorted by the metric. Without --grid/--random the preset's "
+        "own [sweep] is used. --workers N trains N trials at once; --join adds a worker from another terminal or "
+        "machine.",
     )
     sp.add_argument("source", nargs="?", metavar="PRESET_OR_TOML")
     sp.add_argument(
@@ -69,9 +73,16 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--random", action="append", default=[], metavar="KEY=LOW:HIGH[:log]", help="a range to draw from (repeatable)"
     )
-    sp.add_argument("--trials", type=int, help="number of random draws")
+    sp.add_argument("--trials", type=int, help="number of random (or TPE) trials")
     sp.add_argument("--seed", type=int, help="seed of the random draws (default 0)")
-    sp.add_argument("--metric", choices=METRICS, help="what the table is sorted by (default val_acc)")
+    sp.add_argument("--metric", choices=METRICS, help="what the table is sorted by and TPE optimises (default val_acc)")
+    sp.add_argument(
+        "--sampler",
+        choices=("random", "tpe"),
+        help="how --random ranges are searched: seeded draws planned up front (random, the default) or "
+        "Optuna's TPE, which draws each trial from what the finished ones scored",
+    )
+    sp.add_argument("--pruner", choices=PRUNERS, help="stop hopeless trials early, judged at each epoch (default none)")
     sp.add_argument(
         "--set",
         action="append",
@@ -84,7 +95,51 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--csv", metavar="FILE", help="also write the results table as CSV")
     sp.add_argument("--plan", action="store_true", help="list the trials and exit without training")
     sp.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped sweep")
+    sp.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="trials trained at once on this machine, each in its own process with its share of the cores "
+        "(or its own GPUs); 'auto': one per GPU (default 1: in this process)",
+    )
+    sp.add_argument("--gpus-per-trial", type=int, default=1, metavar="G", help="GPUs each worker is given (default 1)")
+    sp.add_argument(
+        "--join",
+        nargs="?",
+        const="",
+        metavar="SWEEP_DIR",
+        help="add a worker to a running sweep: its folder, or (another machine) nothing, with --storage and --study",
+    )
+    sp.add_argument(
+        "--storage",
+        metavar="URL",
+        help="keep the study in a database shared by several machines (postgresql+psycopg://user@host/db) "
+        "instead of the sweep folder's study.journal",
+    )
+    sp.add_argument("--study", metavar="NAME", help="with --join --storage: the study (the sweep folder's name)")
+    sp.add_argument(
+        "--grace",
+        type=float,
+        default=GRACE_S,
+        metavar="SECONDS",
+        help=f"a worker silent this long is taken for dead and its trial resumed by another (default {GRACE_S:g})",
+    )
+    sp.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # worker processes: lines, no banner
     sp.set_defaults(func=cmd_sweep, subject="sweep")
+
+
+def _workers(text: str, gpus_per_trial: int) -> int:
+    if text == "auto":
+        from engine.cores import visible_gpus
+
+        return max(1, len(visible_gpus()) // max(1, gpus_per_trial))
+    try:
+        n = int(text)
+    except ValueError:
+        raise SweepError(f"--workers {text!r}: a number of workers (1 or more), or auto") from None
+    if n < 1:
+        raise SweepError("--workers: at least 1")
+    return n
 
 
 def cmd_sweep(args) -> int:
@@ -95,14 +150,42 @@ def cmd_sweep(args) -> int:
     def on_trial(i: int, total: int, row: dict[str, Any]) -> None:
         print(trial_line(i, total, row), flush=True)
 
+    def say(text: str) -> None:
+        if not args.quiet:
+            out.print(text, markup=False, highlight=False)
+
     handle = RunHandle()
+    workers = _workers(args.workers, args.gpus_per_trial)
+    if args.join is not None:
+        if args.source or args.grid or args.random or args.set or args.resume:
+            raise SweepError("--join adds a worker to a sweep as it was planned: give only the sweep folder")
+        with StopOnInterrupt(handle):
+            sweep, state = join_sweep(
+                Path(args.join) if args.join else None,
+                storage_url=args.storage,
+                study_name=args.study,
+                runs_dir=runs_dir(args),
+                grace_s=args.grace,
+                handle=handle,
+                on_trial=on_trial,
+            )
+        say(f"worker done ({state}): {sweep.path}")
+        return EXIT_OK if state == "finished" else exit_code(state)
     if args.resume:
         if args.source or args.grid or args.random or args.set:
             raise SweepError("--resume continues a sweep as it was planned: give only the sweep folder")
         sweep = Sweep.load(Path(args.resume))
-        out.print(f"resuming sweep {sweep.path} ({len(sweep.trials)} trials)", markup=False, highlight=False)
+        say(f"resuming sweep {sweep.path} ({len(sweep.trials)} trials)")
         with StopOnInterrupt(handle):
-            result = resume_sweep(sweep.path, handle=handle, on_trial=on_trial)
+            result = resume_sweep(
+                sweep.path,
+                workers=workers,
+                storage_url=args.storage,
+                gpus_per_trial=args.gpus_per_trial,
+                grace_s=args.grace,
+                handle=handle,
+                on_trial=on_trial,
+            )
     else:
         if not args.source:
             raise SweepError("give a preset name or a TOML file to sweep, or --resume SWEEP_DIR")
@@ -121,13 +204,15 @@ def cmd_sweep(args) -> int:
             trials = trials if trials is not None else spec.trials
         seed = seed if seed is not None else (spec.seed if spec else 0)
         metric = args.metric or (spec.metric if spec else "val_acc")
-        plan = plan_trials(exp, grid=grid, random=random, trials=trials, seed=seed)
+        sampler = args.sampler or "random"
+        plan = plan_sweep(exp, grid=grid, random=random, trials=trials, seed=seed, sampler=sampler)
         if args.plan:
             for i, t in enumerate(plan, 1):
-                print(f"trial {i:>3}: {describe_overrides(t)}")
+                print(f"trial {i:>3}: {describe_overrides(t) if t else 'drawn by TPE when it starts'}")
             return EXIT_OK
-        varied = ", ".join(dict.fromkeys(k for t in plan for k in t))
-        out.print(f"sweep of {len(plan)} trials over {varied}, sorted by {metric}", markup=False, highlight=False)
+        varied = ", ".join(dict.fromkeys([*grid, *random]))
+        how = f", {workers} workers" if workers > 1 else ""
+        say(f"sweep of {len(plan)} trials over {varied}, sorted by {metric}{how}")
         with StopOnInterrupt(handle):
             result = run_sweep(
                 exp,
@@ -139,6 +224,12 @@ def cmd_sweep(args) -> int:
                 metric=metric,
                 preset=preset.name if preset else None,
                 name=args.name,
+                sampler=sampler,
+                pruner=args.pruner or "none",
+                workers=workers,
+                storage_url=args.storage,
+                gpus_per_trial=args.gpus_per_trial,
+                grace_s=args.grace,
                 handle=handle,
                 on_trial=on_trial,
             )
