@@ -7,26 +7,38 @@ No torch import here: `cnnlab presets`, `cnnlab runs` and the console's first sc
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from engine import toml_files
 
 # Facts about the datasets that validation and a dry run need without loading anything;
 # train_images: the training set before any split (None: a folder's own count).
 DATASETS: dict[str, dict[str, Any]] = {
     "shapes": {
-        "title": "Shapes (generated, no download)", "classes": 10, "size": 32, "channels": 3, "train_images": 6000,
+        "title": "Shapes (generated, no download)",
+        "classes": 10,
+        "size": 32,
+        "channels": 3,
+        "train_images": 6000,
     },
     "cifar10": {"title": "CIFAR-10", "classes": 10, "size": 32, "channels": 3, "train_images": 50000},
     "cifar100": {"title": "CIFAR-100", "classes": 100, "size": 32, "channels": 3, "train_images": 50000},
     "tiny-imagenet": {
-        "title": "Tiny ImageNet (tiny-imagenet-200)", "classes": 200, "size": 64, "channels": 3, "train_images": 100000,
+        "title": "Tiny ImageNet (tiny-imagenet-200)",
+        "classes": 200,
+        "size": 64,
+        "channels": 3,
+        "train_images": 100000,
     },
     "folder": {
-        "title": "Image folder (root/train/<class>/*)", "classes": None, "size": None, "channels": 3,
+        "title": "Image folder (root/train/<class>/*)",
+        "classes": None,
+        "size": None,
+        "channels": 3,
         "train_images": None,
     },
 }
@@ -52,6 +64,7 @@ ScheduleName = Literal[
 PER_BATCH_SCHEDULES = frozenset({"cyclic", "onecycle"})
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+MAX_IMAGES = 100_000_000  # more images than any dataset cnnlab holds in memory: a count above it is a slip
 Spread = Annotated[float, Field(gt=0.0, le=1.0)]
 
 
@@ -65,14 +78,41 @@ def input_size_problem(arch: str, size: int | None) -> str | None:
     expects = ARCHS[arch]["input"]
     if expects is None or size is None or size == expects:
         return None
-    return (
-        f"{arch} takes {expects}x{expects} images but the data gives {size}x{size}; "
-        f"set data.image_size = {expects}"
-    )
+    return f"{arch} takes {expects}x{expects} images but the data gives {size}x{size}; set data.image_size = {expects}"
+
+
+def _wants_number(annotation: Any) -> bool:
+    """Whether a field's annotation takes an int or a float anywhere (Optional, Annotated, list, tuple)."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    return any(_wants_number(a) for a in get_args(annotation) if not isinstance(a, str))
+
+
+def _holds_bool(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        v = pending.pop()
+        if isinstance(v, bool):
+            return True
+        if isinstance(v, (list, tuple)):
+            pending.extend(v)
+    return False
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # No inf or nan anywhere: a bound like `ge=0` alone would let inf through to fail an epoch in.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads true as 1 for a number; `optim.lr = true` is a slip, not a learning rate of 1.
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _wants_number(field.annotation) and _holds_bool(value):
+            raise ValueError("takes a number, not true or false")
+        return value
 
 
 class DataConfig(Section):
@@ -101,9 +141,9 @@ class DataConfig(Section):
     val_split: float = Field(
         0.1,
         ge=0.0,
+        le=MAX_IMAGES,
         title="Validation split",
-        description="Held out from the training images: a fraction below 1, or a count (e.g. 10000). "
-        "0: no validation.",
+        description="Held out from the training images: a fraction below 1, or a count (e.g. 10000). 0: no validation.",
     )
     test_split: float = Field(
         0.0,
@@ -114,7 +154,11 @@ class DataConfig(Section):
         "0: use the dataset's own test set.",
     )
     split_seed: int = Field(
-        0, ge=0, title="Split seed", description="Seed of the train/validation/test split and the subset draw."
+        0,
+        ge=0,
+        le=2**32 - 1,
+        title="Split seed",
+        description="Seed of the train/validation/test split and the subset draw.",
     )
     image_size: int | None = Field(
         None,
@@ -142,9 +186,7 @@ class DataConfig(Section):
     @classmethod
     def _count_is_whole(cls, v: float) -> float:
         if v >= 1 and v != int(v):
-            raise ValueError(
-                "a validation split of 1 or more is a count of images and must be a whole number"
-            )
+            raise ValueError("a validation split of 1 or more is a count of images and must be a whole number")
         return v
 
 
@@ -262,9 +304,7 @@ class OptimConfig(Section):
 
 
 class ScheduleConfig(Section):
-    name: ScheduleName = Field(
-        "constant", title="Schedule", description="How the learning rate changes over training."
-    )
+    name: ScheduleName = Field("constant", title="Schedule", description="How the learning rate changes over training.")
     warmup_epochs: float = Field(
         0.0,
         ge=0.0,
@@ -293,7 +333,11 @@ class ScheduleConfig(Section):
         description="Factor for step, multistep, exponential, and plateau's reduction.",
     )
     min_lr: float = Field(
-        0.0, ge=0.0, title="Final / minimum lr", description="cosine and linear end here; plateau never goes below."
+        0.0,
+        ge=0.0,
+        le=10.0,
+        title="Final / minimum lr",
+        description="cosine and linear end here; plateau never goes below.",
     )
     power: float = Field(1.0, gt=0.0, le=10.0, title="Power", description="polynomial: decay exponent.")
     max_lr: float | None = Field(
@@ -366,7 +410,7 @@ class TrainConfig(Section):
 class Experiment(BaseModel):
     """One training run's complete recipe."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     data: DataConfig = Field(default_factory=DataConfig, title="Data")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, title="Augmentation")
@@ -390,6 +434,20 @@ class Experiment(BaseModel):
         if s.name == "multistep":
             if not s.milestones:
                 raise ValueError("schedule.milestones: the multistep schedule needs at least one milestone")
+        if s.name in ("cosine", "linear", "plateau"):
+            lrs = [p.lr for p in t.phases] or [self.optim.lr]
+            if s.min_lr > min(lrs):
+                where = "a phase's lr" if t.phases else "optim.lr"
+                raise ValueError(
+                    f"schedule.min_lr: {s.min_lr:g} is above {where} ({min(lrs):g}); the {s.name} schedule "
+                    "would raise the learning rate instead of lowering it"
+                )
+        images = self.train_images()
+        if d.val_split >= 1 and images is not None and d.val_split >= images:
+            raise ValueError(
+                f"data.val_split: {d.val_split:g} validation images leave none of the {images} training images "
+                f"{d.dataset} has{' in data.train_subset' if d.train_subset else ''} to train on"
+            )
         if t.early_stop is not None and d.val_split == 0:
             raise ValueError(
                 "train.early_stop: early stopping watches validation accuracy, so it needs data.val_split above 0"
@@ -409,6 +467,17 @@ class Experiment(BaseModel):
             raise ValueError(f"data.image_size: {problem}")
         return self
 
+    def train_images(self) -> int | None:
+        """Training images before the split (after data.classes and data.train_subset); None: unknown yet."""
+        d = self.data
+        facts = DATASETS[d.dataset]
+        known = facts["train_images"]
+        if known is not None and d.classes is not None:
+            known = known * d.classes // facts["classes"]
+        if d.train_subset is not None:
+            return min(d.train_subset, known) if known is not None else d.train_subset
+        return known
+
     def input_size(self) -> int | None:
         """Side of the images the model sees (None: a folder dataset of unknown size)."""
         return self.data.image_size or DATASETS[self.data.dataset]["size"]
@@ -423,7 +492,12 @@ class Experiment(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> "Experiment":
-        return cls.model_validate(tomllib.loads(Path(path).read_text()))
+        """The experiment in a TOML file; ConfigError naming the file and the fields when it does not read."""
+        try:
+            doc = toml_files.read(path)
+        except toml_files.TomlError as err:
+            raise ConfigError([("", err.problem)], str(path)) from None
+        return validate_experiment(doc, str(path))
 
 
 def unused_fields(exp: Experiment) -> dict[str, str]:
@@ -435,6 +509,9 @@ def unused_fields(exp: Experiment) -> dict[str, str]:
     return unused
 
 
+SHOWN_PROBLEMS = 10  # a file of a million unknown keys is summarised: the first few, then a count
+
+
 class ConfigError(ValueError):
     """A config that does not validate, with messages that name each field."""
 
@@ -442,7 +519,9 @@ class ConfigError(ValueError):
         self.problems = problems
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(where + "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems))
+        shown = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems[:SHOWN_PROBLEMS])
+        more = len(problems) - SHOWN_PROBLEMS
+        super().__init__(where + shown + (f"; and {more} more problems" if more > 0 else ""))
 
 
 def describe_errors(err: ValidationError) -> list[tuple[str, str]]:
@@ -456,7 +535,7 @@ def describe_errors(err: ValidationError) -> list[tuple[str, str]]:
         elif e["type"] == "literal_error":
             msg = "must be one of " + e.get("ctx", {}).get("expected", "").replace("'", "")
         elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
             # Cross-field errors name their field first ("schedule.max_lr: ..."): use it as the location.
             head, sep, rest = msg.partition(": ")
             if sep and "." in head and " " not in head:
@@ -485,10 +564,15 @@ def validate_experiment(data: dict[str, Any], source: str | None = None) -> Expe
 
 
 def parse_value(text: str) -> Any:
-    """A `--set` value: TOML syntax when it parses (numbers, booleans, lists), else a plain string."""
+    """A `--set` value: TOML syntax when it parses (numbers, booleans, lists), else a plain string.
+    A ValueError for a value nested too deeply for the parser (no field takes more than two levels)."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return toml_files.loads(f"v = {text}")["v"]
+    except toml_files.TomlError as err:
+        if "nested too deeply" in err.problem:
+            raise ValueError(
+                f"the value {text[:20]}… is nested too deeply: no field takes more than lists of lists"
+            ) from None
         return text
 
 

@@ -184,8 +184,11 @@ def _pixels(example: dict[str, Any], width: int):
 def render_thumbnail(example: dict[str, Any], width: int = 16) -> RenderableType:
     """An example image in half blocks (▀: the upper pixel as the glyph's colour, the lower as its
     background: two pixel rows per line), with its predicted label, green when right, red when wrong
-    (and then the true label under it)."""
-    img = _pixels(example, width)
+    (and then the true label under it). An image that does not decode is a line saying so."""
+    try:
+        img = _pixels(example, width)
+    except Exception:  # damaged base64 or PNG bytes surface as any of Pillow's and binascii's errors
+        return Text("(image does not decode)", style="dim")
     px = img.load()
     art = Text()
     for y in range(0, img.height, 2):
@@ -322,18 +325,26 @@ def run_report(run_dir: Path, summary: dict[str, Any] | None = None, runs_dir: P
     if summary.get("seconds"):
         head.append(f"  {summary['seconds'] / 60:.1f} min")
     parts: list[RenderableType] = [head]
-    if info.message:
+    if info.problems:
+        parts += [Text(f"damaged: {p}", style="bold red") for p in info.problems]
+    elif info.message:
         parts.append(Text(info.message, style="yellow"))
+    if info.resumable and len(metrics) > info.epochs_done:
+        redo = ", ".join(str(r["epoch"]) for r in metrics[info.epochs_done :])
+        parts.append(Text(f"epoch {redo} ended after the last checkpoint: a resume trains it again", style="yellow"))
+        metrics = metrics[: info.epochs_done]
     try:
         parts.append(config_essentials(folder.experiment(), info.preset))
-    except (OSError, ValueError):
-        parts.append(Text("config.toml does not validate", style="red"))
+    except (OSError, ValueError) as err:  # ConfigError is a ValueError and names the fields
+        parts.append(Text(f"config.toml does not validate: {err}", style="red"))
     parts += [Text(""), reference_table(preset, metrics, summary)]
     if summary.get("collapse_warning"):
         parts += [Text(""), Text(summary["collapse_warning"], style="bold red")]
     if summary.get("per_class_acc"):
         if summary.get("test_checkpoint"):
-            parts += [Text(""), Text(f"test figures from the {summary['test_checkpoint']} checkpoint", style="dim")]
+            epoch = summary.get("checkpoint_epoch")
+            weights = f"{summary['test_checkpoint']} checkpoint" + (f" (epoch {epoch})" if epoch is not None else "")
+            parts += [Text(""), Text(f"test figures from the {weights}", style="dim")]
         parts += [
             Text(""),
             per_class_table(summary),

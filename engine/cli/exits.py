@@ -6,11 +6,16 @@
     130  stopped (Ctrl+C); what was stopped can be resumed
 
 Commands raise; `handle` prints. A command never prints its own errors, so every command words
-them alike and exits alike.
+them alike and exits alike. A disk that is full is a failure (1), a path that cannot be written (read
+only, a file where a folder should be) bad input (2); an exception nobody expected is a bug, said in
+one line (CNNLAB_DEBUG=1 prints its traceback), never a traceback on its own.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import traceback
 from typing import Any, Callable
 
 from rich.console import Console
@@ -51,7 +56,8 @@ def handle(command: Callable[[Any], int], args: Any, err: Console) -> int:
 
     `args.subject` names what an invalid config was ("experiment", "sweep") in the message.
     """
-    from engine.config import ConfigError  # pydantic: only once a command runs
+    from engine.config import SHOWN_PROBLEMS, ConfigError  # pydantic: only once a command runs
+    from engine.runs import os_error_text
 
     try:
         return command(args)
@@ -60,8 +66,10 @@ def handle(command: Callable[[Any], int], args: Any, err: Console) -> int:
         err.print(
             f"[bold red]invalid {subject}[/]" + (f" in {escape(e.source)}" if e.source else "") + ":", highlight=False
         )
-        for loc, msg in e.problems:
-            err.print(f"  [cyan]{escape(loc or f'({subject})')}[/]: {escape(msg)}", highlight=False)
+        for loc, msg in e.problems[:SHOWN_PROBLEMS]:
+            err.print(f"  [cyan]{escape(loc or f'({subject})')}[/]: {escape(msg)}", highlight=False, soft_wrap=True)
+        if len(e.problems) > SHOWN_PROBLEMS:
+            err.print(f"  … and {len(e.problems) - SHOWN_PROBLEMS} more problems", highlight=False)
         return EXIT_USAGE
     except CommandFailed as e:
         err.print(f"[bold red]{escape(e.headline)}:[/] {escape(e.detail)}", highlight=False)
@@ -70,6 +78,20 @@ def handle(command: Callable[[Any], int], args: Any, err: Console) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         err.print(f"[bold red]error:[/] {escape(str(msg))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
+    except OSError as e:  # after FileNotFoundError above: a full disk, a read-only or unwritable path
+        err.print(f"[bold red]error:[/] {escape(os_error_text(e))}", highlight=False, soft_wrap=True)
+        return EXIT_FAILED if e.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_USAGE
     except KeyboardInterrupt:
         err.print("aborted")
         return EXIT_STOPPED
+    except Exception as e:  # a bug: one line that says so, the traceback only when asked for
+        if os.environ.get("CNNLAB_DEBUG"):
+            traceback.print_exc()
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        err.print(
+            f"[bold red]internal error[/] (a bug in cnnlab; CNNLAB_DEBUG=1 shows where): "
+            f"{escape(type(e).__name__)}{': ' + escape(first) if first else ''}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_FAILED

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
 from rich.table import Table
 
-from engine.cli.exits import EXIT_OK
+from engine.cli.exits import EXIT_OK, UsageError
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out, print_table
 from engine.formatting import cli_pct, state_markup
@@ -47,7 +48,7 @@ def cmd_presets(args) -> int:
         )
     print_table(table)
     for prob in problems:
-        err.print(f"[red]{prob.source}[/red]: {prob.message}")
+        err.print(f"[red]{escape(str(prob.source))}[/red]: {escape(prob.message)}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -68,6 +69,8 @@ def cmd_runs(args) -> int:
     from engine.presets import find_preset
 
     runs = runs_dir(args)
+    if runs.exists() and not runs.is_dir():
+        raise UsageError(f"the runs folder {runs} is a file, not a folder (give another with --runs-dir)")
     found = list_runs(runs)
     if not found:
         out.print(f"no runs in {runs}")
@@ -80,8 +83,8 @@ def cmd_runs(args) -> int:
     table.add_column("report", overflow="fold")
     for r in found:
         table.add_row(
-            r.id,
-            r.preset or "-",
+            escape(r.id),
+            escape(r.preset) or "-",
             state_markup(r.state),
             f"{r.epochs_done}/{r.epochs}",
             cli_pct(r.best_val_acc),
@@ -89,6 +92,9 @@ def cmd_runs(args) -> int:
             reference_text(presets[r.preset].reference if presets[r.preset] else None),
         )
     print_table(table)
+    for r in found:  # what is wrong with each damaged run, after the table that lists it
+        if r.problems:
+            err.print(f"[red]{r.id}[/red]: damaged: {escape('; '.join(r.problems))}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

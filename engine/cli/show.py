@@ -39,17 +39,33 @@ def cmd_show(args) -> int:
         sweep = Sweep.load(path)
         print_table(sweep_table(results_table(path), sweep.varied, sweep.metric))
         return EXIT_OK
-    if read_run(path) is None:
-        raise UsageError(f"{path} is not a run folder (no config.toml)")
+    info = read_run(path)
+    if info is None:
+        if not path.exists():
+            raise UsageError(f"no run folder {path} (give a run folder, or a run's id in the runs folder)")
+        raise UsageError(f"{path} is not a run folder: it holds no config.toml, status.json or metrics.jsonl")
     summary = None
     if args.checkpoint:
-        if not (path / "checkpoints" / f"{args.checkpoint}.pt").exists():
-            raise UsageError(f"{path} has no {args.checkpoint} checkpoint")
-        from engine.predict import evaluate_checkpoint
-
-        try:
-            summary = evaluate_checkpoint(path, args.checkpoint)
-        except Exception as e:  # a missing dataset, an unreadable checkpoint: a line, not a traceback
-            raise CommandFailed(f"cannot evaluate the {args.checkpoint} checkpoint", str(e)) from None
+        summary = _evaluate(path, args.checkpoint)
     out.print(run_report(path, summary, runs))
+    if info.problems:  # what reads is shown above; the exit code tells a script the folder is damaged
+        raise UsageError(f"{path} is damaged: " + "; ".join(info.problems))
     return EXIT_OK
+
+
+def _evaluate(path: Path, which: str) -> dict:
+    """The checkpoint's test figures now; a damaged checkpoint or config, or missing data, is bad input."""
+    if not (path / "checkpoints" / f"{which}.pt").is_file():
+        raise UsageError(f"{path} has no {which} checkpoint")
+    from engine.checkpoint import CheckpointError
+    from engine.config import ConfigError
+    from engine.data import DatasetMissing
+    from engine.models import WeightsUnavailable
+    from engine.predict import evaluate_checkpoint
+
+    try:
+        return evaluate_checkpoint(path, which)
+    except (ConfigError, CheckpointError, DatasetMissing, WeightsUnavailable) as e:
+        raise UsageError(f"cannot evaluate the {which} checkpoint: {e}") from None
+    except Exception as e:  # a checkpoint of another model, out of memory: a line, not a traceback
+        raise CommandFailed(f"cannot evaluate the {which} checkpoint", str(e)) from None
