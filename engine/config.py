@@ -400,6 +400,14 @@ class TrainConfig(Section):
         title="Early-stop patience",
         description="Stop after this many epochs without a better validation accuracy (empty: off).",
     )
+    checkpoint_minutes: float = Field(
+        10,
+        ge=0,
+        le=1440,
+        title="Checkpoint every (minutes)",
+        description="While an epoch trains, save its exact position this often, so a kill loses at most "
+        "this much (0: only at the end of each epoch and on a stop).",
+    )
     phases: list[Phase] = Field(
         [],
         title="Fine-tuning phases",
