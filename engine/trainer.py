@@ -3,13 +3,17 @@
 It reads top to bottom: set up (the data once, uint8 on the device; the model; a resume's
 checkpoint), then for each epoch enter its phase (optimizer and schedule), train it (shuffle,
 augment each batch on the device, step) and end it (validate, append a metrics line, checkpoint,
-tell the listeners). Control comes in through a RunHandle checked at every batch. User errors (a
-missing dataset, weights that cannot be had, a NaN loss, out of memory) end the run with a state and
-a message, never an exception.
+tell the listeners). One process trains a run at a time: it holds the run's lock (engine.run_lock)
+from start to end. Between two batches engine.steering says whether to go on, pause, checkpoint or
+stop (the handle, the control channel, the clock); a stop saves the exact position inside the epoch
+(engine.position) and a resume continues at the next batch, from a point engine.resume_point has
+checked. User errors (a missing dataset, weights that cannot be had, a NaN loss, out of memory) end
+the run with a state and a message, never an exception.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import random
 import time
@@ -44,8 +48,12 @@ from engine.events import (
 from engine.live_status import LiveStatus
 from engine.models import WeightsUnavailable, build_model, count_parameters
 from engine.optim import LRSchedule, build_optimizer, freeze_batchnorm_outside_head, phase_at, set_trainable
+from engine.position import POSITION_FILE, Position
 from engine.predict import predict, score_test
-from engine.runs import RunFolder
+from engine.resume_point import best_epoch, resume_point
+from engine.run_lock import RunLock
+from engine.runs import RunFolder, os_error_text
+from engine.steering import STOP, Steering
 from engine.step import TrainStep
 
 PROGRESS_EVERY_S = 0.25  # batch events: a few per second, whatever the batch rate
@@ -73,15 +81,21 @@ def run_experiment(
     return _Training(folder, exp, listener, handle, resume=False).run()
 
 
-def resume_run(run_dir: Path, *, listener: Listener | None = None, handle: RunHandle | None = None) -> RunResult:
+def resume_run(
+    run_dir: Path, *, listener: Listener | None = None, handle: RunHandle | None = None, epochs: int | None = None
+) -> RunResult:
+    """Continue a run from its checkpoint (the exact position of a stop, else the last finished epoch).
+    `epochs` above the run's own trains it on to that many (engine.extend). Raises run_lock.RunLocked,
+    writing nothing, while another process trains the run."""
     folder = RunFolder(Path(run_dir))
     try:
         exp = folder.experiment()
     except (OSError, ValueError) as err:
         msg = f"cannot resume {run_dir}: its config.toml does not read ({err})"
         (listener or _ignore)(RunFailed(msg))
-        return RunResult(folder, "failed", message=msg)
-    return _Training(folder, exp, listener, handle, resume=True).run()
+        return RunResult(folder, "failed", message=msg, bad_input=True)
+    extend_to = epochs if epochs is not None and epochs != exp.train.epochs else None
+    return _Training(folder, exp, listener, handle, resume=True, extend_to=extend_to).run()
 
 
 def _ignore(_event: Event) -> None:
@@ -101,7 +115,7 @@ def batches_per_epoch(n: int, batch_size: int) -> int:
 
 
 class _StopRequested(Exception):
-    """The handle asked for a stop: the run ends at this batch, keeping the last epoch's checkpoint."""
+    """A stop was asked for: the run ends at this batch, its exact position saved."""
 
 
 class _LossNotFinite(Exception):
@@ -115,18 +129,27 @@ class _EpochTrained:
     loss: float
     acc: float
     lr: float  # at the epoch's last batch
-    images_per_sec: float  # training only, without the validation
-    started: float  # perf_counter at the epoch's start
+    images_per_sec: float  # training only, without the validation and pauses
+    started: float  # perf_counter at the epoch's start, as if it had run without a stop or a pause
 
 
 class _Training:
     def __init__(
-        self, folder: RunFolder, exp: Experiment, listener: Listener | None, handle: RunHandle | None, resume: bool
+        self,
+        folder: RunFolder,
+        exp: Experiment,
+        listener: Listener | None,
+        handle: RunHandle | None,
+        resume: bool,
+        extend_to: int | None = None,
     ):
-        self.folder, self.exp, self.resume = folder, exp, resume
+        self.folder, self.exp, self.resume, self.extend_to = folder, exp, resume, extend_to
         self.listener = listener or _ignore
         self.handle = handle or RunHandle()
         self.status = LiveStatus(folder)
+        self.steer = Steering(folder, self.handle, self.status, self.emit, exp.train.checkpoint_minutes)
+        self.position: Position | None = None  # where a resume continues inside an epoch
+        self.stopped_at = (0, 0)  # (epoch, batch) of a stop
 
     def emit(self, event: Event) -> None:
         self.status(event)
@@ -138,34 +161,82 @@ class _Training:
     # --- the whole run, with its ways to end ----------------------------------------------------
 
     def run(self) -> RunResult:
-        self.folder.write_status("running", message="starting")
+        lock = RunLock(self.folder.path)
+        lock.acquire()  # RunLocked while another process trains it: nothing written
+        try:
+            self.fresh = self.folder.status().get("state") == "created"  # made for a detached process to start
+            self.status.write("running", "starting")
+            self.status.start_heartbeat()
+            self.steer.begin(time.time_ns())
+            return self._run()
+        finally:
+            self.status.stop_heartbeat()
+            lock.release()
+
+    def _run(self) -> RunResult:
         self.epoch = 0  # where a stop or a divergence ends the run
         try:
+            if self.extend_to is not None:
+                self._extend(self.extend_to)
             return self._train()
         except _StopRequested:
-            e = self.epoch
-            where = f"resumes from epoch {e + 1} (checkpoint of epoch {e})"
-            return self._end(RunStopped(e, f"stopped during epoch {e + 1}; {where}"))
+            return self._end(RunStopped(self.epoch, self._stopped_message()))
         except _LossNotFinite as err:
             e = self.epoch
+            self._remove_position()  # a place inside the epoch that diverged is no place to go on from
+            kept = f"the checkpoint of epoch {e} is kept" if e else "no epoch had finished, so no checkpoint is kept"
             advice = "Try a lower optim.lr or set optim.grad_clip."
-            return self._end(RunDiverged(e, f"{err}; the checkpoint of epoch {e} is kept. {advice}"))
+            return self._end(RunDiverged(e, f"{err}; {kept}. {advice}"))
         except (DatasetMissing, WeightsUnavailable, DeviceUnavailable, ConfigError, ckpt.CheckpointError) as err:
             return self._end(RunFailed(str(err)), bad_input=True)
         except torch.OutOfMemoryError:
             advice = "lower train.batch_size (or use precision bf16/fp16); the last finished epoch's checkpoint is kept"
             return self._end(RunFailed(f"out of memory at batch size {self.exp.train.batch_size}: {advice}"))
+        except OSError as err:  # a full disk, a read-only or unreadable path: the checkpoints before it are kept
+            full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+            kept = "; the checkpoints written before it are kept" if full else ""
+            return self._end(RunFailed(os_error_text(err) + kept), bad_input=not full)
         except Exception as err:  # an engine bug: keep the details in the folder, a short line for the user
             log = self.folder.path / "error.log"
-            log.write_text(traceback.format_exc())
-            return self._end(RunFailed(f"{type(err).__name__}: {err} (details in {log})"))
+            try:
+                log.write_text(traceback.format_exc())
+                where = f" (details in {log})"
+            except OSError:
+                where = ""
+            return self._end(RunFailed(f"{type(err).__name__}: {err}{where}"))
 
     def _end(self, event: EndEvent, summary: dict[str, Any] | None = None, bad_input: bool = False) -> RunResult:
-        """Every way a run ends: status.json says how, then the listeners hear it."""
+        """Every way a run ends: status.json says how, then the listeners hear it (even when the status
+        cannot be written: the disk that failed the run may not take it)."""
         state, message = end_state(event), getattr(event, "message", "")
-        self.folder.write_status(state, message=message)
+        if state == "finished":
+            self._remove_position()
+        try:
+            self.status.write(state, message)
+        except OSError:
+            pass
         self.emit(event)
         return RunResult(self.folder, state, summary or {}, message, bad_input)
+
+    def _stopped_message(self) -> str:
+        epoch, batch = self.stopped_at
+        by = self.steer.stop_by or "a stop request"
+        if batch == 0:
+            return f"stopped by {by} at the start of epoch {epoch + 1}; resume starts it (the exact position is saved)"
+        return (
+            f"stopped by {by} at epoch {epoch + 1}, batch {batch} of {self.steps}; "
+            f"resume continues at batch {batch + 1} (the exact position is saved)"
+        )
+
+    def _extend(self, epochs: int) -> None:
+        from engine import extend
+
+        old, summary = self.exp.train.epochs, self.folder.summary()
+        ext = extend.extension(self.exp, epochs, self.folder.epochs_kept())
+        extend.record(self.folder, ext, old, summary)
+        (self.folder.path / "summary.json").unlink(missing_ok=True)  # its figures are of a finish now passed
+        self.exp = ext.experiment
+        self.emit(LogMessage(f"extended from {old} to {epochs} epochs: {ext.words}"))
 
     def _train(self) -> RunResult:
         self._set_up()
@@ -195,9 +266,9 @@ class _Training:
         self.augment = BatchAugment(exp.augment, splits.mean, splits.std)
         self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_scaler)
         self.steps = batches_per_epoch(len(splits.train.labels), t.batch_size)
-        # A resume continues from last.pt; killed before the first epoch ended, it starts over in place.
-        last = self.folder.checkpoints / "last.pt"
-        self.saved = ckpt.restore(last, self.model, self.scaler, rt.device) if self.resume else None
+        # A resume continues from the exact position of a stop, else last.pt; killed before the first
+        # epoch ended and without a position, it starts over in place.
+        self.saved = self._restore() if self.resume else None
         self.start_epoch, self.best = (self.saved.epoch, self.saved.best) if self.saved else (0, None)
         self.folder.truncate_metrics(self.start_epoch)  # each epoch's line once: the checkpoint's epochs
         history = self.folder.metrics()
@@ -213,6 +284,29 @@ class _Training:
         self.phase_index, self.phase, self.phase_start, self.schedule = -1, None, 0, None
         self.run_t0 = time.perf_counter()
         self._started(history)
+
+    def _restore(self) -> ckpt.Restored | None:
+        """Load what resume_point chose into the model, the scaler and the RNGs; the optimizer and
+        schedule states wait in the result for the phase they belong to."""
+        n = len(self.splits.train.labels)
+        point = resume_point(self.folder.checkpoints, self.folder.metrics(), self.rt.device, n)
+        for note in point.notes:
+            self.emit(LogMessage(note, "warning"))
+        state = point.state
+        if state is None:
+            return None
+        try:
+            self.model.load_state_dict(state["model"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            ckpt.set_rng_state(state["rng"])
+            phase = max(int(state.get("phase", 0)), 0)
+            saved = ckpt.Restored(int(state["epoch"]), state.get("best"), phase, state["optimizer"], state["scheduler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            which = POSITION_FILE if point.position is not None else "last.pt"
+            raise ckpt.CheckpointError(f"{self.folder.checkpoints / which} is not this run's checkpoint ({err})")
+        self.position = point.position
+        return saved
 
     def _started(self, history: list[dict[str, Any]]) -> None:
         rt, splits = self.rt, self.splits
@@ -241,11 +335,15 @@ class _Training:
                 start_epoch=self.start_epoch,
                 batches_per_epoch=self.steps,
                 history=history,
+                start_batch=self.position.batch if self.position is not None else 0,
             )
         )
-        if self.resume:
-            start = self.start_epoch
-            text = f"resumed after epoch {start}" if start else "no checkpoint yet: starting from epoch 1"
+        if self.resume and not self.fresh:
+            start, pos = self.start_epoch, self.position
+            if pos is not None and pos.batch:
+                text = f"resumed at epoch {start + 1}, batch {pos.batch + 1} of {self.steps}: the exact position saved"
+            else:
+                text = f"resumed after epoch {start}" if start else "no checkpoint yet: starting from epoch 1"
             self.emit(LogMessage(text))
 
     def _enter_phase(self, epoch: int) -> None:
@@ -282,22 +380,30 @@ class _Training:
     # --- one epoch --------------------------------------------------------------------------------
 
     def _train_epoch(self, epoch: int) -> _EpochTrained:
-        """Every batch of the epoch, in a fresh random order; sums stay on the device (no host sync
-        per batch) and are read a few times a second for the progress event."""
+        """Every batch of the epoch, in a fresh random order (or, resumed inside it, from the saved
+        place on); sums stay on the device (no host sync per batch) and are read a few times a second
+        for the progress event. Between two batches the steering may pause, checkpoint or stop."""
         steps, bs, rt, local = self.steps, self.exp.train.batch_size, self.rt, epoch - self.phase_start
         alpha = self.exp.augment.mixup_alpha
         self.model.train()
         if self.phase is not None and self.phase.train == "head":
             freeze_batchnorm_outside_head(self.model)
-        t0 = time.perf_counter()
-        perm = torch.randperm(len(self.train_y), device=rt.device)
-        loss_sum = torch.zeros((), device=rt.device)
-        correct = torch.zeros((), device=rt.device, dtype=torch.long)
-        seen, last_emit, lr = 0, 0.0, self.schedule.lr(local, 0)
-        for step in range(steps):
-            self.handle.wait_if_paused()
-            if self.handle.stop_requested:
-                raise _StopRequested
+        pos, self.position = self.position, None
+        if pos is None:
+            pos = Position(epoch, 0, torch.randperm(len(self.train_y), device=rt.device), *self._zero_sums())
+            pos.lr = self.schedule.lr(local, 0)
+        perm, loss_sum, correct, seen, lr = pos.perm, pos.loss_sum, pos.correct, pos.seen, pos.lr
+        t0, before, paused0, last_emit = time.perf_counter(), pos.seconds, self.steer.paused_s, 0.0
+
+        def elapsed() -> float:
+            return before + time.perf_counter() - t0 - (self.steer.paused_s - paused0)
+
+        for step in range(pos.batch, steps):
+            while (action := self.steer.between_batches(epoch, step, steps)) is not None:
+                self._save_position(Position(epoch, step, perm, loss_sum, correct, seen, elapsed(), lr))
+                if action == STOP:
+                    self.stopped_at = (epoch, step)
+                    raise _StopRequested
             lr = self.schedule.lr(local, step)
             for group in self.step.optimizer.param_groups:
                 group["lr"] = lr
@@ -313,9 +419,34 @@ class _Training:
             now = time.perf_counter()
             if now - last_emit >= PROGRESS_EVERY_S or step == steps - 1:
                 last_emit = now
-                self._progress(epoch, step, loss_sum.item() / seen, lr, seen, now - t0)
-        ips = seen / (time.perf_counter() - t0)
-        return _EpochTrained(loss_sum.item() / seen, correct.item() / seen, lr, ips, t0)
+                self._progress(epoch, step, loss_sum.item() / seen, lr, seen, elapsed())
+        trained = elapsed()
+        ips = seen / trained if trained > 0 else 0.0
+        return _EpochTrained(loss_sum.item() / seen, correct.item() / seen, lr, ips, time.perf_counter() - trained)
+
+    def _zero_sums(self) -> tuple[torch.Tensor, torch.Tensor, int, float, float]:
+        device = self.rt.device
+        return torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long), 0, 0.0, 0.0
+
+    def _save_position(self, pos: Position) -> None:
+        """position.pt: the training state of the epochs done plus the place inside this one, with
+        the RNG states of this moment (nothing has been drawn for the next batch yet)."""
+        parts = self.model, self.step.optimizer, self.schedule, self.scaler
+        state = ckpt.training_state(*parts, epoch=pos.epoch, phase=self.phase_index, best=self.best)
+        state["position"] = pos.state()
+        ckpt.save_checkpoint(self.folder.checkpoints / POSITION_FILE, state)
+        written = time.strftime("%Y-%m-%dT%H:%M:%S")
+        place = {"epoch": pos.epoch + 1, "batch": pos.batch, "batches": self.steps, "written": written}
+        self.status.write(self.status.state, position=place)
+        self.steer.saved(pos.epoch, pos.batch, self.steps)
+
+    def _remove_position(self) -> None:
+        try:
+            (self.folder.checkpoints / POSITION_FILE).unlink(missing_ok=True)
+            with self.status.lock:
+                self.status.write(self.status.state, position=None)
+        except OSError:
+            pass
 
     def _progress(self, epoch: int, step: int, mean_loss: float, lr: float, seen: int, elapsed: float) -> None:
         if not math.isfinite(mean_loss):
@@ -354,8 +485,14 @@ class _Training:
         parts = self.model, self.step.optimizer, self.schedule, self.scaler
         state = ckpt.training_state(*parts, epoch=epoch + 1, phase=self.phase_index, best=self.best)
         ckpt.save_checkpoint(self.folder.checkpoints / "last.pt", state)
+        with self.status.lock:  # status.json: one writer at a time (the heartbeat is another thread)
+            self.folder.record_checkpoint(epoch + 1, "last")  # `cnnlab runs` counts the epochs a resume keeps
         if improved:
             ckpt.save_checkpoint(self.folder.checkpoints / "best.pt", state)
+            with self.status.lock:
+                self.folder.record_checkpoint(epoch + 1, "best")
+        self._remove_position()  # the place inside this epoch is passed: last.pt holds its end
+        self.steer.saved(epoch + 1, 0, self.steps)
         self.emit(EpochFinished(row))  # LiveStatus writes the epoch's place into status.json
         patience = self.exp.train.early_stop
         if patience is not None and self.bad_epochs >= patience:
@@ -374,19 +511,34 @@ class _Training:
             "class_names": list(splits.class_names),
         }
         if vals:
-            best_acc, best_epoch = max(vals)
-            summary.update(best_val_acc=best_acc, best_epoch=best_epoch)
+            # The first epoch with the highest accuracy: best.pt is written on a strict improvement only.
+            best_acc = max(v for v, _ in vals)
+            summary.update(best_val_acc=best_acc, best_epoch=next(e for v, e in vals if v == best_acc))
         if rows:
             summary["final"] = {k: rows[-1].get(k) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
         if splits.test is not None:
-            which = "best" if vals and (self.folder.checkpoints / "best.pt").exists() else "last"
-            if which == "best":
-                best = ckpt.load_checkpoint(self.folder.checkpoints / "best.pt", self.rt.device)
-                self.model.load_state_dict(best["model"])
-            summary.update(score_test(self.model, splits, self.augment, self.rt))
-            summary["test_checkpoint"] = which
+            summary.update(self._test(vals, len(rows)))
         self.folder.write_summary(summary)
         return self._end(RunFinished(summary), summary)
+
+    def _test(self, vals: list[tuple[float, int]], epochs_done: int) -> dict[str, Any]:
+        """The test figures, on best.pt when it holds the best epoch metrics.jsonl names, else on the
+        weights in memory (the last epoch's); either way they say which weights and which epoch."""
+        which, epoch = "last", epochs_done
+        best_path = self.folder.checkpoints / "best.pt"
+        wanted = best_epoch(self.folder.metrics()) if vals else None
+        if wanted is not None and best_path.exists():
+            best = ckpt.load_checkpoint(best_path, self.rt.device)
+            if int(best.get("epoch", -1)) == wanted:
+                self.model.load_state_dict(best["model"])
+                which, epoch = "best", wanted
+            else:
+                held = best.get("epoch")
+                self.emit(
+                    LogMessage(f"best.pt holds epoch {held}, not the best epoch {wanted}: tested on last", "warning")
+                )
+        figures = score_test(self.model, self.splits, self.augment, self.rt)
+        return {**figures, "test_checkpoint": which, "checkpoint_epoch": epoch}
 
 
 def _epochs_since_best(history: list[dict], best: float | None) -> int:
