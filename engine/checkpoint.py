@@ -74,10 +74,28 @@ def save_checkpoint(path: Path, state: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as err:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        # torch's writer turns a failed write (a full disk) into "[enforce fail ...] unexpected pos":
+        # the OSError beneath it is the fact a user can act on.
+        cause = _os_error(err)
+        if cause is not None and (cause is not err or cause.filename is None):
+            raise OSError(cause.errno, cause.strerror, str(tmp)) from None
         raise
     _fsync_dir(path.parent)
+
+
+def _os_error(err: BaseException | None) -> OSError | None:
+    """The OSError an exception was raised from, if any (torch chains it as the context)."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, OSError):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -94,6 +112,8 @@ def _fsync_dir(folder: Path) -> None:
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     """The checkpoint's dict, loaded with weights_only=True; anything wrong is a CheckpointError."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:

@@ -58,13 +58,30 @@ class Splits:
 
 
 def describe(cfg: DataConfig) -> tuple[int, int, int]:
-    """(classes, channels, image size) without decoding any image: what a dry run needs."""
+    """(classes, channels, image size) without decoding any image: what a dry run needs. A folder
+    dataset's files are checked too (check_folder_files), so a dry run finds a corrupt image."""
     if cfg.dataset == "folder":
         from engine.datasets import folder
 
-        return folder.describe(cfg)
+        facts = folder.describe(cfg)
+        check_folder_files(cfg)
+        return facts
     info = DATASETS[cfg.dataset]
     return cfg.classes or info["classes"], info["channels"], cfg.image_size or info["size"]
+
+
+def check_folder_files(cfg: DataConfig) -> None:
+    """Every image of a folder dataset opens and checks out (DatasetUnusable naming the first that does
+    not), unless the decoded cache already holds these very files: then they decoded once already."""
+    from engine.datasets import folder
+    from engine.datasets.images import check_images
+
+    src = folder.source(cfg)
+    if cfg.cache and src.files:
+        entry = cache.entry_path(src.root / CACHE_FOLDER, cfg.dataset, src.settings, src.root, src.files)
+        if entry.exists():
+            return
+    check_images(src.files)
 
 
 def load_splits(cfg: DataConfig, *, cache_dir: Path | None = None) -> Splits:

@@ -10,13 +10,14 @@ does not validate then leaves the list with a message naming its field. Both rea
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 from annotated_types import Ge, Le
+
+from engine import toml_files
 
 Fraction = Annotated[float, Ge(0.0), Le(1.0)]
 Loss = Annotated[float, Ge(0.0)]
@@ -83,8 +84,12 @@ def preset_files(user_dir: Path | None = None) -> list[PresetFile]:
     files = [PresetFile(builtin_path(name), False, text) for name, text in builtin_sources()]
     for path in user_files(user_dir):
         try:
+            if path.stat().st_size > toml_files.MAX_BYTES:
+                raise ValueError(f"{path.stat().st_size / 1e6:.1f} MB, far larger than any preset")
             files.append(PresetFile(path, True, path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as err:
+        except UnicodeDecodeError:
+            files.append(PresetFile(path, True, None, "not UTF-8 text: not a TOML file"))
+        except (OSError, ValueError) as err:
             files.append(PresetFile(path, True, None, str(err)))
     return files
 
@@ -108,8 +113,8 @@ class PresetCard:
 
 def _card(text: str, source: Path, user: bool) -> PresetCard | None:
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        doc = toml_files.loads(text, source)
+    except toml_files.TomlError:
         return None  # validation reports it, naming the file
 
     def table(key: str, within: dict[str, Any] = doc) -> dict[str, Any]:

@@ -16,7 +16,6 @@ No torch here: `cnnlab presets` and the console's first screen stay fast.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine import toml_files
 from engine.config import ConfigError, Experiment, describe_errors, validate_experiment
 from engine.preset_files import REFERENCE_KEYS, Reference, preset_files
 from engine.runs import atomic_write_text, safe_name
@@ -127,10 +127,15 @@ class UnknownPreset(KeyError):
 def parse_preset(text: str, source: Path, *, user: bool = False) -> Preset:
     """One preset file's text into a Preset; ConfigError (naming the fields) when it does not validate."""
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError([("", f"not valid TOML: {err}")], str(source)) from None
-    doc.setdefault("name", source.stem)
+        doc = toml_files.loads(text, source)
+    except toml_files.TomlError as err:
+        raise ConfigError([("", err.problem)], str(source)) from None
+    return preset_from_doc(doc, source, user=user)
+
+
+def preset_from_doc(doc: dict[str, Any], source: Path, *, user: bool = False) -> Preset:
+    """A preset file's document into a Preset; ConfigError (naming the fields) when it does not validate."""
+    doc = {"name": source.stem, **doc}
     meta_doc = {k: v for k, v in doc.items() if k not in SECTIONS}
     exp_doc = {k: v for k, v in doc.items() if k in SECTIONS}
     problems: list[tuple[str, str]] = []
@@ -250,15 +255,14 @@ def load_experiment_source(name_or_path: str, user_dir: Path | None = None) -> t
         p = get_preset(name_or_path, user_dir)
         return p.experiment, p
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (give a preset name or a path to a .toml experiment)")
-    text = path.read_text(encoding="utf-8")
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError([("", f"not valid TOML: {err}")], str(path)) from None
+        doc = toml_files.read(path)
+    except toml_files.TomlError as err:
+        raise ConfigError([("", err.problem)], str(path)) from None
     if set(doc) & {"name", "description", "report", "notes", "reference", "sweep", "based_on"}:
-        p = parse_preset(text, path, user=False)
+        p = preset_from_doc(doc, path, user=False)
         return p.experiment, p
     run_meta = doc.pop("run", None)  # a run folder's config.toml: [run] says which preset it came from
     exp = validate_experiment(doc, str(path))

@@ -68,7 +68,7 @@ def reference_table(preset, metrics: list[dict[str, Any]], summary: dict[str, An
     mine = run_figures(metrics, summary)
     epochs_done = len(metrics) or summary.get("epochs_done", 0)
     title = f"this run vs report {preset.report.split('_')[0]}" if preset is not None and preset.report else "this run"
-    table = Table(title=title, box=None, pad_edge=False, title_justify="left")
+    table = Table(title=Text(title), box=None, pad_edge=False, title_justify="left")
     table.add_column("")
     table.add_column(f"this run @{epochs_done} ep", justify="right")
     if ref:
@@ -224,7 +224,7 @@ def examples_grid(summary: dict[str, Any], width: int = 16) -> RenderableType:
 def sweep_table(rows: list[dict[str, Any]], varied: list[str], metric: str = "val_acc") -> Table:
     """Report 002's Table 1: the varied fields, train / val / test accuracy and minutes per trial, best first.
     Every cell is a name or a figure: none wraps (the CLI prints it as plain rows when it cannot fit)."""
-    table = Table(title=f"sweep results, best {metric} first", box=None, pad_edge=False, title_justify="left")
+    table = Table(title=Text(f"sweep results, best {metric} first"), box=None, pad_edge=False, title_justify="left")
     table.add_column("trial", justify="right", no_wrap=True)
     short = [k.split(".")[-1] for k in varied]
     for key, name in zip(varied, short, strict=True):
@@ -236,8 +236,8 @@ def sweep_table(rows: list[dict[str, Any]], varied: list[str], metric: str = "va
         style = "bold green" if n == 0 and r.get(metric) is not None else None
         table.add_row(
             str(r["trial"]),
-            *[str(r.get(k)) for k in varied],
-            r.get("state", ""),
+            *[Text(str(r.get(k))) for k in varied],  # values are the user's: never read as markup
+            Text(str(r.get("state", ""))),
             str(r.get("epochs", "")),
             cli_pct(r.get("train_acc")),
             cli_pct(r.get("val_acc")),

@@ -43,8 +43,8 @@ def cmd_presets(args) -> int:
             p.report.split("_")[0] if p.report else "-",
             e.model.arch,
             e.data.dataset,
-            reference_text(p.reference),
-            p.description,
+            escape(reference_text(p.reference)),
+            escape(p.description),
         )
     print_table(table)
     for prob in problems:

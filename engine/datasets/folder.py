@@ -36,14 +36,27 @@ def class_names(root: Path) -> list[str]:
     train = root / "train"
     if not train.is_dir():
         raise DatasetMissing(missing_message(root, "no train/ folder"))
-    names = sorted(d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith("."))
+    names = sorted(d.name for d in _folders(train))
     if not names:
         raise DatasetMissing(missing_message(root, "train/ has no class folders"))
     return names
 
 
+def _folders(folder: Path) -> list[Path]:
+    """The class folders in `folder` (hidden ones left out); DatasetUnusable when it cannot be read."""
+    try:
+        return [d for d in folder.iterdir() if not d.name.startswith(".") and d.is_dir()]
+    except OSError as err:
+        raise DatasetUnusable(f"cannot read the folder {shown(folder)}: {err.strerror or err}") from None
+
+
 def kept_classes(cfg: DataConfig, root: Path) -> list[str]:
     names = class_names(root)
+    if len(names) < 2:
+        raise DatasetUnusable(
+            f"{shown(root / 'train')} has one class folder ({names[0]}): a classifier needs two classes or more, "
+            "one folder of images per class"
+        )
     k = cfg.classes or len(names)
     if k > len(names):
         raise DatasetUnusable(f"data.classes is {k} but {shown(root / 'train')} has only {len(names)} class folders")
@@ -101,9 +114,7 @@ def source(cfg: DataConfig) -> Source:
 def _listing(split: Path, keep: list[str], everything: list[str], every_class: bool = False) -> Listing:
     """(image, label) pairs of the kept classes under split/<class>/; a class folder that train/
     does not have is an error (its label would mean nothing)."""
-    unknown = sorted(
-        d.name for d in split.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in everything
-    )
+    unknown = sorted(d.name for d in _folders(split) if d.name not in everything)
     if unknown:
         raise DatasetUnusable(f"{shown(split)} has class folders that train/ does not: {', '.join(unknown)}")
     out: Listing = []
