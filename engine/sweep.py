@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import os
 import random as _random
 import re
 import secrets
@@ -313,9 +314,23 @@ def table_columns(varied: list[str]) -> list[str]:
     return ["trial", *varied, "state", "epochs", "train_acc", "val_acc", "test_acc", "minutes", "run"]
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path, varied: list[str]) -> Path:
+def check_csv_path(path: Path) -> Path:
+    """Where `--csv` will write, checked before any trial trains: a file name in a folder that exists
+    and can be written (a missing folder is not made: a typo in it would hide the table)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    parent = path.parent
+    if path.is_dir():
+        raise SweepError(f"--csv {path}: that is a folder; give the name of a file to write")
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise SweepError(f"--csv {path}: the folder {parent} {what}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SweepError(f"--csv {path}: cannot write there (permission denied or a read-only file system)")
+    return path
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path, varied: list[str]) -> Path:
+    path = check_csv_path(path)
     cols = table_columns(varied)
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")

@@ -17,7 +17,7 @@ from engine.cli.options import runs_dir
 from engine.cli.output import out, print_table
 from engine.formatting import cli_pct
 from engine.study import GRACE_S, PRUNERS
-from engine.sweep import METRICS, Sweep, SweepError, describe_overrides, write_csv
+from engine.sweep import METRICS, Sweep, SweepError, check_csv_path, describe_overrides, write_csv
 from engine.sweep_runner import join_sweep, plan_sweep, resume_sweep, run_sweep
 
 
@@ -155,6 +155,8 @@ def cmd_sweep(args) -> int:
             out.print(text, markup=False, highlight=False)
 
     handle = RunHandle()
+    if args.csv:
+        check_csv_path(Path(args.csv))  # a bad path is said now, not after every trial has trained
     workers = _workers(args.workers, args.gpus_per_trial)
     if args.join is not None:
         if args.source or args.grid or args.random or args.set or args.resume:
