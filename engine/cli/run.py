@@ -79,6 +79,9 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     r.add_argument("--data-dir", help="where the datasets are (sets data.root)")
     r.add_argument("--name", help="a name for the run folder")
     r.add_argument(
+        "--seeds", type=int, default=1, metavar="N", help="N runs, seeds train.seed, +1, …: a seed group (mean ± std)"
+    )
+    r.add_argument(
         "--dry-run",
         action="store_true",
         help="validate, build the model and run one forward pass; no data or download needed",
@@ -95,6 +98,10 @@ def cmd_run(args) -> int:
     exp, preset = resolve_experiment(args.source, args.set, args.data_dir, runs)
     if args.dry_run:
         return _dry_run(exp)
+    if args.seeds != 1:
+        from engine.cli.seeded import train_seeds
+
+        return train_seeds(exp, preset, runs, args.name, args.seeds, _train)
     from engine.trainer import run_experiment
 
     return _train(
