@@ -22,6 +22,7 @@ STATE_STYLES = {
     "stopped": "bold yellow",
     "failed": "bold red",
     "diverged": "bold red",
+    "pruned": "magenta",  # a sweep trial its pruner stopped early: an outcome, not a fault
     "crashed": "bold red",
     "damaged": "bold red",
 }

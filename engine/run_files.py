@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-STATES = ("created", "running", "finished", "stopped", "failed", "diverged")
+STATES = ("created", "running", "finished", "stopped", "failed", "diverged", "pruned")  # pruned: a sweep's pruner
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a summary with its example images is a few hundred KB
 
 
