@@ -28,6 +28,7 @@ class RunStarted:
     start_epoch: int  # 0 for a new run; the next epoch to train on a resume
     batches_per_epoch: int
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics of epochs already done (resume)
+    start_batch: int = 0  # a resume inside an epoch: the batches of epoch start_epoch + 1 already done
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,17 @@ class EpochFinished:
 class LogMessage:
     text: str
     level: str = "info"  # info, warning
+
+
+@dataclass(frozen=True)
+class ControlApplied(LogMessage):
+    """The trainer obeyed a pause, continue, stop or checkpoint (from the console, the control channel,
+    Ctrl+C or a signal). A log line too, so every listener that prints log lines says it."""
+
+    command: str = ""  # pause, continue, stop, checkpoint
+    by: str = ""  # who asked, in words: "the console", "cnnlab stop on host-a", "SIGTERM"
+    epoch: int = 0  # 1-based, the epoch in progress
+    batch: int = 0  # batches done in it
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,17 @@ class RunDiverged:
     message: str
 
 
-Event = Union[RunStarted, BatchProgress, EpochFinished, LogMessage, RunFinished, RunStopped, RunFailed, RunDiverged]
+Event = Union[
+    RunStarted,
+    BatchProgress,
+    EpochFinished,
+    LogMessage,
+    ControlApplied,
+    RunFinished,
+    RunStopped,
+    RunFailed,
+    RunDiverged,
+]
 Listener = Callable[[Event], None]
 END_EVENTS = (RunFinished, RunStopped, RunFailed, RunDiverged)
 EndEvent = Union[RunFinished, RunStopped, RunFailed, RunDiverged]
@@ -92,22 +114,40 @@ def end_state(event: Event) -> str | None:
 
 
 class RunHandle:
-    """Stop / pause / resume a run from another thread; the trainer checks it every batch."""
+    """Stop / pause / continue / checkpoint a run from another thread; the trainer checks it every batch.
+    Each request may say who made it (`by`), which the trainer repeats in its log and status."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._checkpoint = threading.Event()
+        self.stop_by = self.pause_by = self.continue_by = self.checkpoint_by = ""
 
-    def stop(self) -> None:
+    def stop(self, by: str = "") -> None:
+        if not self._stop.is_set():
+            self.stop_by = by
         self._stop.set()
         self._running.set()  # a paused run must wake up to stop
 
-    def pause(self) -> None:
+    def pause(self, by: str = "") -> None:
+        self.pause_by = by
         self._running.clear()
 
-    def resume(self) -> None:
+    def resume(self, by: str = "") -> None:
+        self.continue_by = by
         self._running.set()
+
+    def checkpoint(self, by: str = "") -> None:
+        """Ask for a checkpoint of the exact position at the next batch; the run goes on."""
+        self.checkpoint_by = by
+        self._checkpoint.set()
+
+    def take_checkpoint_request(self) -> bool:
+        if not self._checkpoint.is_set():
+            return False
+        self._checkpoint.clear()
+        return True
 
     @property
     def stop_requested(self) -> bool:
@@ -116,6 +156,10 @@ class RunHandle:
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    def wait_running(self, timeout: float) -> bool:
+        """Wait until the run is not paused (or `timeout` passes); True if it is not paused."""
+        return self._running.wait(timeout)
 
     def wait_if_paused(self) -> None:
         while not self._running.wait(timeout=0.2):

@@ -30,6 +30,7 @@ from engine.augment import BatchAugment, mixup
 from engine.config import ConfigError, Experiment
 from engine.data import DatasetMissing, DatasetUnusable, load_splits
 from engine.device import DeviceUnavailable, select_runtime
+from engine.device_stats import peak_memory_mb
 from engine.events import (
     BatchProgress,
     EndEvent,
@@ -45,6 +46,7 @@ from engine.events import (
     RunStopped,
     end_state,
 )
+from engine.export.tensorboard_events import with_live_tensorboard
 from engine.live_status import LiveStatus
 from engine.models import WeightsUnavailable, build_model, count_parameters
 from engine.optim import LRSchedule, build_optimizer, freeze_batchnorm_outside_head, phase_at, set_trainable
@@ -144,7 +146,7 @@ class _Training:
         extend_to: int | None = None,
     ):
         self.folder, self.exp, self.resume, self.extend_to = folder, exp, resume, extend_to
-        self.listener = listener or _ignore
+        self.listener = with_live_tensorboard(exp, listener or _ignore)  # train.tensorboard: events as it trains
         self.handle = handle or RunHandle()
         self.status = LiveStatus(folder)
         self.steer = Steering(folder, self.handle, self.status, self.emit, exp.train.checkpoint_minutes)
@@ -304,7 +306,9 @@ class _Training:
             saved = ckpt.Restored(int(state["epoch"]), state.get("best"), phase, state["optimizer"], state["scheduler"])
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             which = POSITION_FILE if point.position is not None else "last.pt"
-            raise ckpt.CheckpointError(f"{self.folder.checkpoints / which} is not this run's checkpoint ({err})")
+            raise ckpt.CheckpointError(
+                f"{self.folder.checkpoints / which} is not this run's checkpoint ({err})"
+            ) from None
         self.position = point.position
         return saved
 
@@ -475,6 +479,7 @@ class _Training:
             "seconds": round(time.perf_counter() - trained.started, 3),
             "images_per_sec": round(trained.images_per_sec, 1),
             "phase": self.phase_index + 1 if self.phase is not None else None,
+            "peak_memory_mb": peak_memory_mb(str(self.rt.device)),  # the epoch's peak (CUDA), the process's (CPU)
         }
         # Metrics first, then the checkpoint: a kill in between leaves a line the resume drops
         # (it truncates to the checkpoint's epoch), never an epoch without its line.
