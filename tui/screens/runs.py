@@ -102,14 +102,15 @@ class RunsScreen(Screen):
         mark = "● " if str(info.path) in self.selected else "  "
         run = Text(mark + short_id(info.id), style="bold" if mark.strip() else "")
         status = Text(info.state, style=STATE_STYLES.get(info.state, ""))
+        # Text, not str: a table reads a str as markup, and a damaged folder's text is anyone's.
         return [
             run,
-            info.preset or "–",
+            Text(info.preset or "–"),
             status,
             f"{info.epochs_done}/{info.epochs}",
             pct(info.best_val_acc, space=False),  # no space: 100.0% fits the column
             pct(info.test_acc, space=False),
-            started_text(info.started),
+            Text(started_text(info.started)),
         ]
 
     def current_path(self) -> str | None:
@@ -165,7 +166,7 @@ class RunsScreen(Screen):
         try:
             screen = RunScreen.of_folder(info.path, preset=self._preset(info.preset))
         except (OSError, ValueError) as err:
-            self.notify(f"{info.id}: its config does not read ({err})", severity="error")
+            self.notify(f"{info.id}: its config does not read ({err})", severity="error", markup=False)
             return
         self.app.push_screen(screen)
 
@@ -184,7 +185,7 @@ class RunsScreen(Screen):
         try:
             exp = RunFolder(info.path).experiment()
         except (OSError, ValueError) as err:
-            self.notify(f"{info.id}: its config does not read ({err})", severity="error")
+            self.notify(f"{info.id}: its config does not read ({err})", severity="error", markup=False)
             return
         self.post_message(StartRun(exp, preset=self._preset(info.preset), resume_dir=info.path))
 
