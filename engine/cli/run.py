@@ -1,4 +1,8 @@
-"""`cnnlab run` and `cnnlab resume`: train in the foreground, Ctrl+C stops at the next batch.
+"""`cnnlab run` and `cnnlab resume`: train in the foreground, or `--detach`ed in a process of its own.
+
+Ctrl+C, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session, a scheduler's preemption) stop
+the run at the next batch with its exact position saved; `cnnlab resume` continues there, and
+`cnnlab resume RUN_DIR --epochs N` trains a run on past its end (engine.extend).
 
 A preset name or a TOML file becomes a validated experiment with `--set` overrides and
 `--data-dir` (resolve_experiment, which `cnnlab sweep` shares). A run whose input cannot train
@@ -8,11 +12,12 @@ A preset name or a TOML file becomes a validated experiment with `--set` overrid
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from pathlib import Path
 from typing import Any
 
-from engine.cli.exits import EXIT_OK, EXIT_USAGE, UsageError, exit_code
+from engine.cli.exits import EXIT_OK, EXIT_USAGE, CommandFailed, UsageError, exit_code
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out
 from engine.runs import user_presets_dir
@@ -46,24 +51,52 @@ def resolve_experiment(source: str, sets: list[str], data_dir: str | None, runs:
     return exp, preset
 
 
-class StopOnInterrupt:
-    """First Ctrl+C: stop at the next batch with a checkpoint. Second: give up at once."""
+class StopOnSignals:
+    """Ctrl+C, SIGTERM and SIGHUP: stop at the next batch, saving the exact position. A second Ctrl+C
+    gives up at once. After SIGHUP the terminal is gone: output goes to /dev/null from then on, so that
+    no write to a dead terminal can fail the stop."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, handle):
-        self.handle, self.previous = handle, None
+        self.handle, self.previous = handle, {}
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        for sig in self.SIGNALS:
+            self.previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
-    def _on_sigint(self, *_):
+    def _on_signal(self, signum, _frame):
+        if signum == signal.SIGHUP:
+            _silence_output()
         if self.handle.stop_requested:
-            raise KeyboardInterrupt
-        err.print("stopping at the next batch (Ctrl+C again to abort)…", style="yellow")
-        self.handle.stop()
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        by = "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
+        try:
+            again = " (Ctrl+C again to abort)" if signum == signal.SIGINT else ""
+            err.print(f"{by}: stopping at the next batch, saving the exact position…{again}", style="yellow")
+        except (OSError, ValueError):
+            pass
+        self.handle.stop(by)
 
     def __exit__(self, *_):
-        signal.signal(signal.SIGINT, self.previous)
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
+
+
+StopOnInterrupt = StopOnSignals  # the name `cnnlab sweep` knows it by
+
+
+def _silence_output() -> None:
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+    except OSError:
+        pass
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
@@ -86,11 +119,27 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="validate, build the model and run one forward pass; no data or download needed",
     )
+    r.add_argument("--detach", action="store_true", help=DETACH_HELP)
     r.set_defaults(func=cmd_run)
 
-    rs = sub.add_parser("resume", parents=[common], help="continue a stopped or crashed run from its last checkpoint")
+    rs = sub.add_parser(
+        "resume", parents=[common], help="continue a stopped or crashed run from its exact position or last checkpoint"
+    )
     rs.add_argument("run_dir", metavar="RUN_DIR")
+    rs.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="train on to N epochs in all (a finished run too); the schedule is recomputed over N epochs",
+    )
+    rs.add_argument("--detach", action="store_true", help=DETACH_HELP)
     rs.set_defaults(func=cmd_resume)
+
+
+DETACH_HELP = (
+    "train in a process of its own that outlives this terminal (output in RUN_DIR/output.log); "
+    "steer it with cnnlab pause|continue|stop RUN_DIR"
+)
 
 
 def cmd_run(args) -> int:
@@ -98,6 +147,13 @@ def cmd_run(args) -> int:
     exp, preset = resolve_experiment(args.source, args.set, args.data_dir, runs)
     if args.dry_run:
         return _dry_run(exp)
+    if args.detach:
+        if args.seeds != 1:
+            raise UsageError("--detach trains one run; --seeds N runs several, in the foreground")
+        from engine.runs import RunFolder
+
+        folder = RunFolder.create(runs, exp, preset.name if preset else None, args.name)
+        return _detach(folder.path, None)
     if args.seeds != 1:
         from engine.cli.seeded import train_seeds
 
@@ -110,18 +166,53 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    from engine.run_lock import holder
     from engine.runs import read_run
-    from engine.trainer import resume_run
 
     path = Path(args.run_dir)
     info = read_run(path)
     if info is None:
         raise UsageError(f"{path} is not a run folder (no config.toml)")
     if info.state == "running":
-        raise UsageError(f"{path} is still running (pid alive); stop it first")
-    if info.state == "finished":
-        raise UsageError(f"{path} has finished all {info.epochs} epochs; nothing to resume")
-    return _train(lambda **kw: resume_run(path, **kw))
+        raise UsageError(f"{path} is being trained by {holder(path)}; stop it first (cnnlab stop {path})")
+    epochs = args.epochs
+    if epochs is not None and epochs <= info.epochs_done:
+        raise UsageError(f"--epochs {epochs}: {path.name} has done {info.epochs_done} epochs already; ask for more")
+    if info.state == "finished" and (epochs is None or epochs <= info.epochs):
+        raise UsageError(
+            f"{path} has finished all {info.epochs} epochs; nothing to resume "
+            f"(--epochs {info.epochs + 10} trains it on to {info.epochs + 10})"
+        )
+    if args.detach:
+        return _detach(path, epochs)
+    from engine.run_lock import RunLocked
+    from engine.trainer import resume_run
+
+    try:
+        return _train(lambda **kw: resume_run(path, epochs=epochs, **kw))
+    except RunLocked as e:  # another process took it between the check above and the lock
+        raise UsageError(f"{e}; stop it first (cnnlab stop {path})") from None
+
+
+def _detach(path: Path, epochs: int | None) -> int:
+    from engine.detach import OUTPUT_LOG, DetachFailed, start_detached, wait_taken
+
+    proc = start_detached(path, epochs)
+    try:
+        st = wait_taken(path, proc)
+    except DetachFailed as e:
+        raise CommandFailed(f"cannot detach {path.name}", str(e)) from None
+    if st.get("state") not in ("running", "finished"):
+        raise CommandFailed(f"{path.name} {st.get('state')}", st.get("message") or f"see {path / OUTPUT_LOG}")
+    err.print(
+        f"training in process {proc.pid}, detached (output in {path / OUTPUT_LOG}); "
+        f"follow it with cnnlab show {path} or the console, steer it with cnnlab pause|continue|stop {path}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    print(path)
+    return EXIT_OK
 
 
 def _train(start) -> int:
@@ -131,7 +222,7 @@ def _train(start) -> int:
 
     handle = RunHandle()
     progress = ConsoleProgress(out)
-    with StopOnInterrupt(handle):
+    with StopOnSignals(handle):
         result = start(listener=progress, handle=handle)
     progress.close()
     print(result.folder.path)
