@@ -46,7 +46,7 @@ GRACE_S = 120.0  # a running trial silent this long is taken over
 HEARTBEAT_EVERY = 6  # heartbeats per grace period
 
 # Study user attributes
-DOC_ATTR, STATE_ATTR = "cnnlab_sweep_toml", "cnnlab_state"
+DOC_ATTR, STATE_ATTR, WORKER_ATTR = "cnnlab_sweep_toml", "cnnlab_state", "cnnlab_worker:"
 # Trial user attributes (copied onto a re-queued trial by Optuna's retry callback)
 SLOT, RUN, HEARTBEAT, WORKER = "slot", "run", "heartbeat", "worker"
 
@@ -253,6 +253,17 @@ def set_sweep_state(ss: SweepStudy, state: str) -> None:
     if state not in SWEEP_STATES:
         raise ValueError(f"sweep state {state!r}: one of {', '.join(SWEEP_STATES)}")
     ss.study.set_user_attr(STATE_ATTR, state)
+
+
+def register_worker(ss: SweepStudy, name: str, state: str) -> None:
+    """A worker says it has joined, or how it left: for the views (who works on the sweep). Whether
+    it lives is judged by its trials' heartbeats, never by this."""
+    ss.study.set_user_attr(f"{WORKER_ATTR}{name}", {"state": state, "at": time.time()})
+
+
+def workers_of(ss: SweepStudy) -> dict[str, dict[str, Any]]:
+    attrs = ss.study.user_attrs
+    return {k[len(WORKER_ATTR) :]: v for k, v in attrs.items() if k.startswith(WORKER_ATTR) and isinstance(v, dict)}
 
 
 # --- slots and their trials ----------------------------------------------------------------------------

@@ -59,6 +59,40 @@ def plan_sweep(
     return [{} for _ in range(trials or 0)]
 
 
+def create_sweep(
+    base_exp: Experiment,
+    *,
+    runs_dir: Path | None = None,
+    grid: dict[str, list[Any]] | None = None,
+    random: dict[str, dict[str, Any]] | None = None,
+    trials: int | None = None,
+    seed: int = 0,
+    metric: str = "val_acc",
+    preset: str | None = None,
+    name: str | None = None,
+    sampler: str = "random",
+    pruner: str = "none",
+    storage_url: str | None = None,
+) -> tuple[Sweep, st.SweepStudy]:
+    """Plan (validating every slot), then make the sweep folder and its study, every slot queued.
+    Nothing trains yet: workers (run_sweep's, `--join`'s, the console's) take the slots."""
+    if pruner not in st.PRUNERS:
+        raise SweepError(f"pruner {pruner!r}: one of {', '.join(st.PRUNERS)}")
+    plan = plan_sweep(base_exp, grid=grid, random=random, trials=trials, seed=seed, sampler=sampler)
+    spec: dict[str, Any] = {"sampler": sampler if (random or sampler == "tpe") else "grid", "pruner": pruner}
+    if grid:
+        spec["grid"] = grid
+    if random:
+        spec.update(random=random, trials=trials, seed=seed)
+    storage = st.open_storage(url=storage_url) if storage_url else None  # a bad URL fails before any folder
+    if storage_url:
+        spec["storage_url"] = st.hide_password(storage_url)
+    sweep = Sweep.create(
+        Path(runs_dir or default_runs_dir()), base_exp, plan, metric=metric, preset=preset, name=name, spec=spec
+    )
+    return sweep, st.create_study(sweep, storage or st.open_storage(sweep.path))
+
+
 def run_sweep(
     base_exp: Experiment,
     *,
@@ -80,22 +114,23 @@ def run_sweep(
     handle: RunHandle | None = None,
     on_trial: TrialCallback | None = None,
 ) -> SweepResult:
-    """Plan (validating every slot), create the sweep folder and its study, and train the slots."""
-    if pruner not in st.PRUNERS:
-        raise SweepError(f"pruner {pruner!r}: one of {', '.join(st.PRUNERS)}")
-    plan = plan_sweep(base_exp, grid=grid, random=random, trials=trials, seed=seed, sampler=sampler)
-    spec: dict[str, Any] = {"sampler": sampler if (random or sampler == "tpe") else "grid", "pruner": pruner}
-    if grid:
-        spec["grid"] = grid
-    if random:
-        spec.update(random=random, trials=trials, seed=seed)
-    storage = st.open_storage(url=storage_url) if storage_url else None  # a bad URL fails before any folder
-    if storage_url:
-        spec["storage_url"] = st.hide_password(storage_url)
-    sweep = Sweep.create(
-        Path(runs_dir or default_runs_dir()), base_exp, plan, metric=metric, preset=preset, name=name, spec=spec
+    """Create the sweep (create_sweep) and train its slots: in this process, or in `workers` processes."""
+    if workers < 1:
+        raise SweepError("--workers: at least 1")
+    sweep, ss = create_sweep(
+        base_exp,
+        runs_dir=runs_dir,
+        grid=grid,
+        random=random,
+        trials=trials,
+        seed=seed,
+        metric=metric,
+        preset=preset,
+        name=name,
+        sampler=sampler,
+        pruner=pruner,
+        storage_url=storage_url,
     )
-    ss = st.create_study(sweep, storage or st.open_storage(sweep.path))
     return _work(sweep, ss, workers, storage_url, gpus_per_trial, grace_s, listener, handle, on_trial)
 
 
@@ -178,7 +213,7 @@ def _study_for_resume(sweep: Sweep, storage_url: str | None) -> st.SweepStudy:
         t = latest.get(slot)
         if t is None:
             ss.study.enqueue_trial(st.encode_params(sweep.trials[slot - 1]), user_attrs={st.SLOT: slot})
-        elif t.state == TrialState.FAIL and t.user_attrs.get("state") != "diverged":
+        elif t.state == TrialState.FAIL and t.user_attrs.get("state") not in ("diverged", "invalid"):
             # a failed trial (out of memory, a dataset that was missing) runs again, from its checkpoint
             RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)(ss.study, t)
     return ss

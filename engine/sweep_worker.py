@@ -45,27 +45,6 @@ class WorkerResult:
     trials: int  # trials this worker ended
 
 
-class _TrialHandle(RunHandle):
-    """A trial's own handle: a prune or a takeover stops this trial alone; it also obeys the worker's
-    handle at once (a Ctrl+C, the console's stop), without waiting for the watch thread's next look."""
-
-    def __init__(self, outer: RunHandle):
-        super().__init__()
-        self.outer = outer
-
-    @property
-    def stop_requested(self) -> bool:
-        return super().stop_requested or self.outer.stop_requested
-
-    @property
-    def paused(self) -> bool:
-        return super().paused or self.outer.paused
-
-    def wait_if_paused(self) -> None:
-        while self.paused and not self.stop_requested:
-            time.sleep(0.1)
-
-
 class _Watch(threading.Thread):
     """One trial's heartbeat and the sweep's orders to its run, from a thread beside the trainer."""
 
@@ -73,11 +52,12 @@ class _Watch(threading.Thread):
         super().__init__(name=f"sweep-watch-{trial.number}", daemon=True)
         self.ss, self.trial, self.run_handle, self.outer = ss, trial, run, outer
         self.beat_every = max(0.2, grace_s / st.HEARTBEAT_EVERY)
-        self.taken_over = self.sweep_stopped = False
+        self.taken_over = False
         self._done = threading.Event()
 
     def run(self) -> None:
         last_beat = time.monotonic()
+        paused = False  # what this watch last asked: a pause sent to the run itself is not undone
         while not self._done.wait(min(POLL_S, self.beat_every)):
             try:
                 if time.monotonic() - last_beat >= self.beat_every:
@@ -93,12 +73,10 @@ class _Watch(threading.Thread):
                     return
                 continue  # a database that blinks: try again at the next beat; the grace period is long
             if self.outer.stop_requested or state == "stopped":
-                self.sweep_stopped = state == "stopped"
                 self.run_handle.stop()
-            elif self.outer.paused or state == "paused":
-                self.run_handle.pause()
-            else:
-                self.run_handle.resume()
+            elif (self.outer.paused or state == "paused") != paused:
+                paused = not paused
+                (self.run_handle.pause if paused else self.run_handle.resume)()
 
     def close(self) -> None:
         self._done.set()
@@ -131,6 +109,16 @@ class Worker:
             time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
     def run(self) -> WorkerResult:
+        st.register_worker(self.ss, worker_name(), "working")
+        try:
+            result = self._loop()
+        except BaseException:
+            st.register_worker(self.ss, worker_name(), "gone")
+            raise
+        st.register_worker(self.ss, worker_name(), result.state)
+        return result
+
+    def _loop(self) -> WorkerResult:
         while True:
             if self.handle.stop_requested:
                 return WorkerResult("stopped", self.done)
@@ -172,19 +160,21 @@ class Worker:
             trial.set_user_attr("message", str(err))
             self.ss.study.tell(trial, state=TrialState.FAIL)
             return "failed"
-        run_handle = _TrialHandle(self.handle)
+        run_handle = RunHandle()  # this trial's: a prune or a takeover stops it, not the worker
         watch = _Watch(self.ss, trial, run_handle, self.handle, self.grace_s)
         # the epochs reported already: a re-queued copy inherits its original's
         reported = set(self.ss.storage.get_trial(self.ss.trial_id(trial.number)).intermediate_values)
         pruned: list[str] = []
 
         def listener(event: Event) -> None:
+            if self.listener is not None:
+                self.listener(event)
+            if self.handle.stop_requested:  # the worker's stop (Ctrl+C, the console) reaches the trial at once
+                run_handle.stop()
             if isinstance(event, RunStarted):
                 self._link(trial, slot, Path(event.run_dir))
             elif isinstance(event, EpochFinished) and not pruned:
                 self._report(trial, event.metrics, reported, run_handle, pruned)
-            if self.listener is not None:
-                self.listener(event)
 
         folder = sweep.trial_folder(slot)
         watch.start()

@@ -131,6 +131,7 @@ def test_results_table_sorts_by_the_metric_and_writes_csv(tmp_path):
     assert [r["trial"] for r in results_table(sweep.path, "val_loss")] == [2, 1, 3]  # losses: lowest first
     assert [r["trial"] for r in results_table(sweep.path, "test_acc")] == [2, 1, 3]
 
+    (tmp_path / "out").mkdir()  # --csv never makes missing folders (a typo in the path is said at once)
     out = write_csv(rows, tmp_path / "out" / "table.csv", sweep.varied)
     lines = list(csv.DictReader(out.open()))
     assert list(lines[0]) == [
