@@ -413,6 +413,12 @@ class TrainConfig(Section):
         title="Fine-tuning phases",
         description="Phases in order, each with its epochs, what trains and its lr (report 004).",
     )
+    tensorboard: bool = Field(
+        False,
+        title="TensorBoard events",
+        description="Also write TensorBoard event files into the run's tensorboard/ folder as it trains "
+        "(needs cnnlab[tensorboard]).",
+    )
 
 
 class Experiment(BaseModel):

@@ -40,6 +40,7 @@ START_LR, END_LR, BATCHES = 1e-7, 10.0, 100  # fastai's defaults
 SMOOTHING = 0.98  # EMA weight of the loss (fastai's); debiased, so the first points are not dragged to 0
 DIVERGE = 4.0  # the smoothed loss at this many times its best: the run has exploded, stop
 RULES = ("valley", "steepest")
+MIN_POINTS = 10  # fewer batches than this before it stopped: no curve to read a suggestion from
 
 Progress = Callable[[int, int, float, float], None]  # (batch done, batches, lr, smoothed loss)
 
@@ -99,9 +100,9 @@ def suggest(lrs: list[float], smoothed: list[float], rule: str = "valley") -> fl
     """The suggested lr by `rule` (see the module's docstring); None when the curve is too short."""
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
-    xs, ys = _trimmed(lrs, smoothed)
-    if len(ys) < 3:
+    if len(smoothed) < MIN_POINTS:
         return None
+    xs, ys = _trimmed(lrs, smoothed)
     if rule == "steepest":
         slope = np.gradient(np.asarray(ys), np.log(np.asarray(xs)))
         return float(xs[int(np.argmin(slope))])

@@ -21,6 +21,7 @@ from engine.device import Runtime, select_runtime
 from engine.evaluate import summarise_test
 from engine.models import build_model
 from engine.runs import RunFolder
+from engine.top_losses import image_losses, top_losses
 
 EVAL_BATCH = 512
 
@@ -50,9 +51,10 @@ def score_test(model: nn.Module, splits: Splits, augment: BatchAugment, rt: Runt
     """Test loss, accuracy, per-class accuracy, confusion and examples, for summary.json."""
     if splits.test is None:
         raise ValueError("no test split")
-    test_loss, _, preds = predict(model, rt.hold(splits.test), augment, rt)
-    out = summarise_test(preds.cpu(), splits.test.labels, list(splits.class_names), splits.test.images)
-    out["test_loss"] = test_loss
+    passed = image_losses(model, rt.hold(splits.test), augment, rt)  # per-image losses too: one pass
+    out = summarise_test(passed.preds, splits.test.labels, list(splits.class_names), splits.test.images)
+    out["test_loss"] = passed.mean_loss
+    out["top_losses"] = top_losses(passed, splits.test.labels, splits.test.images, list(splits.class_names))
     return out
 
 

@@ -25,6 +25,7 @@ from engine.formatting import STATE_STYLES, cli_pct
 from engine.formatting import metric as metric_text
 from engine.presets import find_preset
 from engine.runs import RunFolder, read_run, user_presets_dir
+from engine.top_losses_view import mistakes_report
 
 FULL_MATRIX_MAX = 20  # above this many classes the matrix is summarised (worst classes, most-confused pairs)
 FIGURES = (
@@ -353,6 +354,8 @@ def run_report(run_dir: Path, summary: dict[str, Any] | None = None, runs_dir: P
             Text(""),
             Text("test images: predicted label (green right, red wrong) and the true one when wrong", style="bold"),
             examples_grid(summary),
+            Text(""),
+            mistakes_report(summary, with_warning=False),  # engine.top_losses_view: what it gets most wrong
         ]
     elif info.state == "finished":
         parts += [Text(""), Text("no test set: no per-class figures (set data.test_split to carve one)", style="dim")]

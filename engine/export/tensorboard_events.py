@@ -30,7 +30,7 @@ TAGS = {
     "lr": "lr",
     "images_per_sec": "speed/images_per_sec",
     "seconds": "speed/epoch_seconds",
-    "peak_mem_mb": "device/peak_mem_mb",
+    "peak_memory_mb": "device/peak_memory_mb",
 }
 TEST_TAGS = {"test_acc": "accuracy/test", "test_loss": "loss/test"}
 HPARAM_METRICS = {"best_val_acc": "hparam/best_val_acc", "test_acc": "hparam/test_acc"}
