@@ -17,7 +17,7 @@ from engine import control
 from engine import study as st
 from engine.sweep import Sweep
 
-ORDERS = {"stop": "stopped", "pause": "paused", "continue": "running"}
+ORDERS = {"stop": "stopped", "pause": "paused", "continue": "running", "checkpoint": None}  # None: state unchanged
 
 
 @dataclass
@@ -28,18 +28,26 @@ class Ordered:
 
 
 def order_sweep(sweep_dir: Path, command: str, storage_url: str | None = None) -> Ordered:
-    """Stop, pause or continue every worker of the sweep in `sweep_dir`."""
+    """Stop, pause or continue every worker of the sweep in `sweep_dir` (or have each running trial
+    write a checkpoint of its exact position)."""
     from optuna.trial import TrialState
 
     if command not in ORDERS:
         raise ValueError(f"unknown sweep command {command!r}; one of {', '.join(ORDERS)}")
     sweep = Sweep.load(Path(sweep_dir))
     ss = st.load_study(sweep, st.open_storage(sweep.path, storage_url or sweep.spec.get("storage_url")))
-    st.set_sweep_state(ss, ORDERS[command])
+    if ORDERS[command] is not None:
+        st.set_sweep_state(ss, ORDERS[command])
     sent = []
     for slot, trial in sorted(st.latest_by_slot(ss.trials()).items()):
         folder = sweep.trial_folder(slot) if trial.state == TrialState.RUNNING else None
         if folder is not None:  # a trial trained on another machine has its folder there: the study reaches it
             control.send(folder, command, reason=f"the sweep was told to {command}")
             sent.append(folder)
-    return Ordered(sweep, ORDERS[command], sent)
+    return Ordered(sweep, st.sweep_state(ss), sent)
+
+
+def running_trials(sweep: Sweep, storage_url: str | None = None) -> int:
+    """How many of the sweep's trials are running, on any machine (its study says)."""
+    ss = st.load_study(sweep, st.open_storage(sweep.path, storage_url or sweep.spec.get("storage_url")))
+    return st.open_slots(ss)[1]

@@ -46,6 +46,12 @@ def cmd_control(args) -> int:
     from engine.runs import RunFolder, is_run_folder
 
     path, command = Path(args.run_dir), args.control_command
+    from engine.sweep import is_sweep
+
+    if is_sweep(path):  # every worker of a sweep (engine.sweep_control)
+        from engine.cli.sweep import order_sweep_command
+
+        return order_sweep_command(path, command, args.wait)
     if not is_run_folder(path):
         raise UsageError(f"{path} is not a run folder (no config.toml)")
     folder = RunFolder(path)

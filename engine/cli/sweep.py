@@ -254,3 +254,40 @@ def trial_line(i: int, total: int, row: dict[str, Any]) -> str:
         f"trial {i}/{total} {row['state']}: {fields}  train {cli_pct(row['train_acc'])}  "
         f"val {cli_pct(row['val_acc'])}  test {cli_pct(row['test_acc'])}  {minutes}"
     )
+
+
+def order_sweep_command(path: Path, command: str, wait_s: float) -> int:
+    """`cnnlab stop | pause | continue | checkpoint SWEEP_DIR`: the order to every worker of the sweep
+    (engine.sweep_control); a stop waits, up to `wait_s`, until no trial of it trains anywhere."""
+    import time
+
+    from engine.cli.exits import CommandFailed
+    from engine.sweep_control import order_sweep, running_trials
+
+    done = order_sweep(path, command)
+    name, n = done.sweep.id, len(done.runs)
+    trials = f"{n} running trial{'s' if n != 1 else ''} here"
+    if command == "stop":
+        deadline = time.monotonic() + max(wait_s, 0.0)
+        while running_trials(done.sweep):
+            if time.monotonic() > deadline:
+                raise CommandFailed(
+                    f"stop {name}",
+                    "some trials still train (a long batch, or a worker on another machine); "
+                    "they stop at their next batch (raise --wait to wait longer)",
+                )
+            time.sleep(0.2)  # a poll interval: waiting for the workers to say their trials stopped
+        out.print(
+            f"sweep {name} stopped ({trials} told); continue with: cnnlab sweep --resume {path}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_OK
+    said = {
+        "pause": f"paused: its workers pause their trials at the next batch and take no new one ({trials})",
+        "continue": f"running again ({trials} told to continue)",
+        "checkpoint": f"{trials} told to write a checkpoint of their exact position",
+    }[command]
+    out.print(f"sweep {name} {said}", markup=False, highlight=False, soft_wrap=True)
+    return EXIT_OK
