@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 BOM = "\ufeff"
-# An experiment is a few kilobytes and a sweep with thousands of trials well under a megabyte: a file
-# this large is the wrong file, and parsing and reporting on it would take minutes.
-MAX_BYTES = 4 * 1024 * 1024
+# An experiment or a preset is a few kilobytes: a file this large is the wrong file, and parsing and
+# reporting on it (a million unknown keys) would take minutes.
+MAX_BYTES = 1024 * 1024
 
 
 class TomlError(ValueError):

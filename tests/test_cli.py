@@ -123,3 +123,87 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     again = cnnlab("resume", str(info.path))
     assert again.returncode == 2 and "nothing to resume" in again.stderr
+
+
+# --- hostile input: a message and exit 2, never a traceback --------------------------------------------
+
+
+def said(capsys) -> str:
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and "internal error" not in out + err, out + err
+    return out + err
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("data.val_split=inf", "finite number"),
+        ("data.val_split=1e300", "data.val_split"),
+        ("optim.lr=true", "not true or false"),
+        ("data.split_seed=18446744073709551616", "data.split_seed"),
+        ("schedule.min_lr=inf", "schedule.min_lr"),
+        ("model.backbone_k=" + "[" * 3000 + "]" * 3000, "nested too deeply"),
+    ],
+)
+def test_a_hostile_set_value_exits_2_naming_it(value, words, capsys):
+    assert main(["run", "shapes-demo", "--dry-run", "--set", value]) == 2
+    assert words in said(capsys)
+
+
+def test_hostile_toml_files_exit_2_naming_the_file(tmp_path, capsys):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("[model]\nbackbone_k = " + "[" * 3000 + "]" * 3000 + "\n")
+    assert main(["run", str(deep), "--dry-run"]) == 2
+    assert "nested too deeply" in said(capsys)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(256)))
+    assert main(["run", str(binary), "--dry-run"]) == 2
+    assert "not UTF-8" in said(capsys)
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    assert main(["run", str(folder), "--dry-run"]) == 2
+    assert "is a folder" in said(capsys)
+
+
+def test_a_file_of_unknown_keys_is_summarised(tmp_path, capsys):
+    many = tmp_path / "many.toml"
+    many.write_text("[data]\n" + "".join(f"k{i} = 1\n" for i in range(50_000)))
+    assert main(["run", str(many), "--dry-run"]) == 2
+    text = said(capsys)
+    assert "49990 more problems" in text and len(text.splitlines()) < 20
+    huge = tmp_path / "huge.toml"
+    huge.write_text("[data]\n" + "".join(f"k{i} = 1\n" for i in range(800_000)))  # 13 MB
+    started = time.monotonic()
+    assert main(["run", str(huge), "--dry-run"]) == 2
+    assert "far larger than any experiment" in said(capsys) and time.monotonic() - started < 5
+
+
+def test_a_toml_file_with_a_byte_order_mark_runs(tmp_path, capsys):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[optim]\nlr = 0.05\n")
+    assert main(["run", str(path), "--dry-run"]) == 0
+    assert "ok:" in said(capsys)
+
+
+def test_data_and_weights_errors_exit_2_from_run_as_from_its_dry_run(tmp_path, capsys):
+    from tests.dataset_files import write_image_folder
+
+    written = write_image_folder(tmp_path / "data", classes=("a", "b"), per_class=3)
+    written.images["train"]["a"][0][0].write_bytes(b"not a png")
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    bad_data = ["--set", "data.dataset=folder", "--data-dir", str(tmp_path / "data"), *runs]
+    bad_weights = ["--set", f"model.weights_path={tmp_path / 'absent.pt'}", *runs]
+    for bad in (bad_data, bad_weights):
+        assert main(["run", "shapes-demo", "--dry-run", *bad]) == 2, said(capsys)
+        dry = said(capsys)
+        assert main(["run", "shapes-demo", *tiny_sets(**{"train.epochs": 1}), *bad]) == 2
+        assert dry.strip() and said(capsys).strip()
+
+
+def test_sweep_csv_into_a_bad_path_fails_before_any_trial(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for csv in (tmp_path / "missing" / "table.csv", tmp_path):
+        grid = ["--grid", "optim.lr=0.01,0.02"]
+        assert main(["sweep", "shapes-demo", *grid, "--csv", str(csv), "--runs-dir", str(runs)]) == 2
+        assert "--csv" in said(capsys)
+    assert not runs.exists() and not (tmp_path / "missing").exists()

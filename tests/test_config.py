@@ -97,3 +97,66 @@ def test_cnnlab_run_warns_that_a_set_lr_is_unused_under_phases(capsys):
     assert "warning: --set optim.lr: not used: the phases set their own lr" in capsys.readouterr().err
     assert main(["run", "shapes-demo", "--set", "optim.lr=0.5", "--set", "train.device=cpu", "--dry-run"]) == 0
     assert "not used" not in capsys.readouterr().err
+
+
+# --- bad values refused when given, not an epoch in --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("data.val_split", float("inf"), "finite number"),
+        ("data.val_split", float("nan"), "finite number"),
+        ("data.val_split", 1e300, "less than or equal to 100000000"),
+        ("data.val_split", 6000, "leave none of the 6000 training images"),
+        ("data.split_seed", 2**64, "less than or equal to 4294967295"),
+        ("schedule.min_lr", float("inf"), "finite number"),
+        ("schedule.min_lr", 11.0, "less than or equal to 10"),
+        ("optim.lr", True, "a number, not true or false"),
+        ("train.epochs", False, "a number, not true or false"),
+        ("model.backbone_k", [True, 3], "a number, not true or false"),
+        ("augment.rotation", float("-inf"), "finite number"),
+    ],
+)
+def test_values_that_would_fail_at_run_time_are_refused_naming_the_field(key, value, words):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(Experiment(), {key: value})
+    found = dict(err.value.problems)
+    assert key in found and words in found[key], found
+
+
+def test_the_largest_split_seed_is_one_torch_takes():
+    import torch
+
+    top = Experiment.model_fields["data"].annotation.model_fields["split_seed"].metadata
+    largest = next(m.le for m in top if hasattr(m, "le"))
+    torch.Generator().manual_seed(largest)
+    assert apply_overrides(Experiment(), {"data.split_seed": largest}).data.split_seed == largest
+
+
+def test_a_min_lr_above_the_lr_is_refused_where_the_schedule_uses_it():
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(Experiment(), {"schedule.name": "cosine", "optim.lr": 0.01, "schedule.min_lr": 0.1})
+    assert "schedule.min_lr" in dict(err.value.problems)
+    # The constant schedule never reads it.
+    apply_overrides(Experiment(), {"schedule.name": "constant", "optim.lr": 0.01, "schedule.min_lr": 0.1})
+
+
+def test_a_value_nested_too_deeply_is_a_message_not_a_recursion_error():
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_value("[" * 3000 + "]" * 3000)
+
+
+def test_a_toml_file_with_a_bom_reads_and_a_deep_one_is_named(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_bytes(b"\xef\xbb\xbf[optim]\nlr = 0.05\n")
+    assert Experiment.load(path).optim.lr == 0.05
+    path.write_text("[model]\nbackbone_k = " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(ConfigError) as err:
+        Experiment.load(path)
+    assert err.value.source == str(path) and "nested too deeply" in str(err.value)
+
+
+def test_a_million_problems_are_summarised():
+    err = ConfigError([(f"data.k{i}", "unknown key") for i in range(100_000)], "big.toml")
+    assert len(str(err)) < 500 and "99990 more problems" in str(err)

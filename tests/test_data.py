@@ -352,3 +352,38 @@ def test_a_split_handed_out_whole_is_the_callers_to_change():
     whole.test.images.zero_()
     again = load_splits(cfg(dataset="shapes"))
     assert again.train.images.float().mean() > 50 and again.test.images.float().mean() > 50
+
+
+# --- folders that cannot train ------------------------------------------------------------------------
+
+
+def test_a_folder_of_one_class_is_refused(tmp_path):
+    write_image_folder(tmp_path, classes=("only",), per_class=3)
+    with pytest.raises(DatasetUnusable, match="one class folder"):
+        describe(cfg(dataset="folder", root=str(tmp_path)))
+    with pytest.raises(DatasetUnusable, match="two classes or more"):
+        load_splits(cfg(dataset="folder", root=str(tmp_path), cache=False))
+
+
+def test_a_symlink_loop_in_a_folder_is_followed_once(tmp_path):
+    written = write_image_folder(tmp_path, classes=("a", "b"), per_class=3)
+    (tmp_path / "train" / "a" / "again").symlink_to(tmp_path / "train" / "a")
+    (tmp_path / "train" / "b" / "deep").mkdir()
+    (tmp_path / "train" / "b" / "deep" / "up").symlink_to(tmp_path / "train" / "b")
+    (tmp_path / "train" / "b" / "nowhere").symlink_to(tmp_path / "absent")
+    assert describe(cfg(dataset="folder", root=str(tmp_path))) == (2, 3, 16)
+    splits = load_splits(cfg(dataset="folder", root=str(tmp_path), val_split=0, cache=False))
+    assert len(splits.train) == sum(len(v) for v in written.images["train"].values())
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty"])
+def test_a_dry_run_finds_a_corrupt_image_before_the_run_does(tmp_path, damage):
+    written = write_image_folder(tmp_path, classes=("a", "b"), per_class=3)
+    bad = written.images["train"]["b"][1][0]
+    data = bad.read_bytes()
+    bad.write_bytes({"random bytes": bytes(range(200)), "truncated": data[: len(data) // 2], "empty": b""}[damage])
+    with pytest.raises(DatasetUnusable) as err:
+        describe(cfg(dataset="folder", root=str(tmp_path)))
+    assert str(bad) in str(err.value)
+    with pytest.raises(DatasetUnusable):  # the run fails on the same file
+        load_splits(cfg(dataset="folder", root=str(tmp_path), cache=False))
