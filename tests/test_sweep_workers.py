@@ -18,7 +18,6 @@ from engine.cli import main
 from engine.events import RunStarted
 from engine.runs import RunFolder, list_runs, read_run
 from engine.sweep import Sweep, results_table
-from engine.sweep_control import order_sweep
 from engine.sweep_runner import create_sweep, join_sweep, resume_sweep, run_sweep, worker_command
 from engine.sweep_worker import TRIAL_LINK
 from tests.tiny import tiny_experiment
@@ -209,7 +208,7 @@ def test_the_median_pruner_prunes_a_hopeless_trial(tmp_path, capsys):
     assert main(["show", str(result.path)]) == 0 and "pruned" in capsys.readouterr().out
 
 
-def test_stopping_the_sweep_stops_every_worker_and_resume_carries_on(tmp_path):
+def test_stopping_the_sweep_stops_every_worker_and_resume_carries_on(tmp_path, capsys):
     exp = tiny_experiment(**{**SMALL, "data.train_subset": 2048, "train.epochs": 2})
     sweep, ss = create_sweep(exp, runs_dir=tmp_path / "runs", grid={"optim.lr": [0.05, 0.02, 0.01]})
     workers = [
@@ -221,8 +220,10 @@ def test_stopping_the_sweep_stops_every_worker_and_resume_carries_on(tmp_path):
         return folder is not None and read_run(folder).state == "running"
 
     _until(lambda: training(1) and training(2), "two trials training")
-    ordered = order_sweep(sweep.path, "stop")
-    assert ordered.state == "stopped" and len(ordered.runs) == 2
+    assert main(["stop", str(sweep.path)]) == 0  # returns once no trial of the sweep trains
+    said = " ".join(capsys.readouterr().out.split())
+    assert "stopped (2 running trials here told)" in said and "cnnlab sweep --resume" in said
+    assert st.sweep_state(ss) == "stopped" and st.open_slots(ss)[1] == 0
     for w in workers:
         assert w.wait(timeout=60) == 130  # each stopped its trial (exit code: stopped) and took no new one
     stopped = [r for r in results_table(sweep.path) if r["state"] == "stopped"]
