@@ -15,9 +15,9 @@ from engine.presets import load_presets
 from engine.runs import read_run
 from tests.console import THEME, RecordingApp, steady_look, wait_until
 from tui.app import CnnlabApp, run_app
-from tui.screens.confirm import ConfirmScreen
 from tui.screens.edit import EditScreen, SaveAsScreen
 from tui.screens.pick import PickScreen
+from tui.screens.quit import QuitScreen
 from tui.screens.run import RunScreen
 from tui.widgets.config_form import ConfigForm
 
@@ -266,7 +266,7 @@ async def test_quit_when_idle_exits_at_once(app: CnnlabApp):
         await pilot.press("q")
         await pilot.pause()
         assert app.return_code == 0  # it exits: no question asked, nothing is training
-        assert not isinstance(app.screen, ConfirmScreen)
+        assert not isinstance(app.screen, QuitScreen)
     assert app.return_code == 0
 
 
@@ -277,7 +277,7 @@ async def test_quit_while_training_asks_then_stops_the_run_and_exits(app: Cnnlab
         app.active_run = run
         await pilot.press("q")
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
+        assert isinstance(app.screen, QuitScreen)
         await pilot.press("n")
         await pilot.pause()
         assert isinstance(app.screen, PickScreen) and not run.stopped and app.is_running
@@ -485,7 +485,7 @@ async def test_quitting_while_a_real_run_trains_stops_it_resumably(tmp_path: Pat
         folder = Path(app.active_run.folder_path)
         await pilot.press("q")
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
+        assert isinstance(app.screen, QuitScreen)
         await pilot.press("y")
         await app.workers.wait_for_complete()
         assert not app.active_run.is_running

@@ -5,11 +5,19 @@ the run being trained (`active_run`). Screens post messages (tui/messages.py) an
 `start_run` is the one place a run starts, and the app hears the run's start and end whatever
 screen is up. It owns the keys that work everywhere and the command palette's commands. Start-up
 stays cheap: nothing here imports torch; the run and runs screens are imported when first opened.
+
+A run may also be started detached (`ctrl+o` in the editor): its own process, which the console
+follows through the folder and steers through the control channel. Quitting while a thread run trains
+offers to stop it or to hand it to such a process. A hangup (SIGHUP: the terminal or the SSH session
+gone) or SIGTERM stops the thread run with its exact position saved, then the console exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import signal
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -26,8 +34,8 @@ from engine.runs import user_presets_dir as presets_dir_of
 from tui.commands import PresetCommands
 from tui.messages import OpenPreset, StartRun, TrainingEnded, TrainingStarted
 from tui.run_view import end_note
-from tui.screens.confirm import ConfirmScreen
 from tui.screens.pick import PickScreen
+from tui.screens.quit import HAND_OVER, STOP, QuitScreen
 
 if TYPE_CHECKING:
     from engine.config import Experiment
@@ -50,6 +58,7 @@ class CnnlabApp(App):
         # Shown in the footer by the picker (its own r and ?), kept out of the editor's crowded footer.
         Binding("r", "runs", "Runs", show=False),
         Binding("g", "go_to_run", "Go to run"),
+        Binding("ctrl+o", "start_detached", "Start detached", show=False),  # in the editor
         Binding("question_mark,f1", "help", "Help", show=False),
     ]
 
@@ -62,6 +71,8 @@ class CnnlabApp(App):
         # Published when a run starts, gets its folder, or ends: the picker's line follows it.
         self.active_run_changed: Signal[ActiveRun | None] = Signal(self, "active-run-changed")
         self.sub_title = str(self.runs_dir)
+        self.stop_on_signals = False  # run_app sets it: SIGHUP and SIGTERM stop the thread run, then exit
+        self.farewell = ""  # said on the terminal once the console has closed (a hand-over's whereabouts)
 
     def get_default_screen(self) -> Screen:
         return PickScreen()
@@ -69,12 +80,20 @@ class CnnlabApp(App):
     # --- the run this console trains ------------------------------------------------------
 
     def start_run(
-        self, exp: Experiment, *, preset: Preset | None = None, resume_dir: Path | None = None
+        self,
+        exp: Experiment,
+        *,
+        preset: Preset | None = None,
+        resume_dir: Path | None = None,
+        detached: bool = False,
     ) -> Screen | None:
         """Train `exp`, or resume the run in `resume_dir`: drop the editor, show the run's one screen.
+        Detached, in a process of its own that the screen follows and steers through the folder.
 
-        Refused, with a word why, while another run trains. Returns the run's screen.
+        Refused, with a word why, while another run trains on this console's thread. Returns the run's screen.
         """
+        if detached:
+            return self._start_detached(exp, preset)
         previous = self.active_run
         if previous is not None and previous.is_running:
             self.notify("A run is already training: stop it first (g goes to it).", severity="warning")
@@ -106,6 +125,48 @@ class CnnlabApp(App):
         )
         self.active_run_changed.publish(run)
         return screen
+
+    def _start_detached(self, exp: Experiment, preset: Preset | None) -> Screen | None:
+        from engine.detach import start_detached
+        from engine.runs import RunFolder, os_error_text
+        from tui.screens.edit import EditScreen
+        from tui.screens.run import RunScreen
+
+        try:
+            folder = RunFolder.create(self.runs_dir, exp, preset.name if preset else None)
+            proc = start_detached(folder.path)
+        except OSError as err:
+            self.notify(f"cannot start the run: {os_error_text(err)}", severity="error")
+            return None
+        screen = RunScreen.of_folder(folder.path, preset=preset)
+        screen.model.note(f"training in process {proc.pid}, detached: it goes on when the console closes", "dim")
+        while isinstance(self.screen, EditScreen):
+            self.pop_screen()
+        self.push_screen(screen)
+        self._watch_detached(folder.path, proc)
+        return screen
+
+    @work(group="detached", exit_on_error=False)
+    async def _watch_detached(self, path: Path, proc) -> None:
+        """Say so if the detached process ends before it has taken the run (the screen shows the rest)."""
+        from engine.detach import DetachFailed, wait_taken
+
+        try:
+            await asyncio.to_thread(wait_taken, path, proc)
+        except DetachFailed as err:
+            self.notify(str(err), title=path.name, severity="error")
+
+    def action_start_detached(self) -> None:
+        from tui.screens.edit import EditScreen
+
+        screen = self.screen
+        if not isinstance(screen, EditScreen):
+            return
+        exp = screen.current_experiment()
+        if exp is None:
+            screen.action_start()  # says what stands in the way
+            return
+        self.start_run(exp, preset=screen.preset, detached=True)
 
     def _let_go(self, old: Screen | None) -> None:
         """Let go of the screen of an earlier, ended run unless the user still has it open."""
@@ -139,6 +200,8 @@ class CnnlabApp(App):
     # --- keys that work everywhere -------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_detached":
+            return type(self.screen).__name__ == "EditScreen"
         if action == "go_to_run":
             # Only offered (and shown in the footer) while there is a run to go to.
             return self.active_run is not None and self.active_run.screen is not self.screen
@@ -189,6 +252,12 @@ class CnnlabApp(App):
             yield SystemCommand(
                 "Go to the active run", "Back to the run this session is training", self.action_go_to_run
             )
+        if type(screen).__name__ == "EditScreen":
+            yield SystemCommand(
+                "Start detached",
+                "Train this experiment in a process of its own that outlives the console (ctrl+o)",
+                self.action_start_detached,
+            )
         yield SystemCommand("Presets", "Back to the list of presets", self.action_presets)
         yield from super().get_system_commands(screen)
 
@@ -209,28 +278,83 @@ class CnnlabApp(App):
         if not self.training():
             self.exit()
             return
-        if isinstance(self.screen, ConfirmScreen):
+        if isinstance(self.screen, QuitScreen):
             return
         where = ""
         if self.active_run is not None and self.active_run.folder_path:
             where = f" ({Path(self.active_run.folder_path).name})"
-        question = (
-            f"A run is training{where}.\n\n"
-            "Stop it at the next batch and quit? It keeps a checkpoint and can be resumed from the runs screen."
-        )
-        self.push_screen(ConfirmScreen(question, yes="Stop and quit", no="Keep training"), self._quit_answered)
+        self.push_screen(QuitScreen(where), self._quit_answered)
 
-    def _quit_answered(self, yes: bool | None) -> None:
-        if yes:
+    def _quit_answered(self, answer: str | None) -> None:
+        if answer == STOP:
             self.stop_and_exit()
+        elif answer == HAND_OVER:
+            self.hand_over_and_exit()
 
     @work(exclusive=True, group="quit")
     async def stop_and_exit(self) -> None:
         self.notify("Stopping the run at the next batch…", title="Quitting")
         run = self.active_run
         if run is not None:
-            await run.stop_and_wait(STOP_TIMEOUT)  # the trainer writes its checkpoint, then returns
+            await run.stop_and_wait(STOP_TIMEOUT)  # the trainer saves its exact position, then returns
         self.exit()
+
+    @work(exclusive=True, group="quit")
+    async def hand_over_and_exit(self) -> None:
+        """Stop the thread run at the next batch (its exact position saved), start a detached process that
+        resumes it there, and quit once that process holds the run."""
+        from engine.detach import OUTPUT_LOG, DetachFailed, start_detached, wait_taken
+
+        run = self.active_run
+        self.notify("Handing the run to a process of its own…", title="Quitting")
+        if run is None or not await run.stop_and_wait(STOP_TIMEOUT, by="the console, handing it over"):
+            self.notify("The run did not stop in time: still training here.", severity="error")
+            return
+        path = run.folder_path
+        if path is None or run.state != "stopped":
+            self.exit()  # it ended on its own meanwhile: nothing to hand over
+            return
+        try:
+            proc = start_detached(path)
+            await asyncio.to_thread(wait_taken, path, proc)
+        except (OSError, DetachFailed) as err:
+            self.notify(f"{err}; the run is stopped and resumable.", severity="error")
+            return
+        self.farewell = (
+            f"{path.name} goes on in process {proc.pid} (output in {path / OUTPUT_LOG}); "
+            f"steer it with cnnlab pause|continue|stop {path}, or from the console's runs screen."
+        )
+        self.exit()
+
+    # --- signals: a hangup or a termination stops the run and closes the console -----------------
+
+    def on_mount(self) -> None:
+        if self.stop_on_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._signalled, sig)
+
+    def _signalled(self, sig: int) -> None:
+        """Stop the thread run, wait for its exact position to be saved (blocking: there is nothing to
+        draw for, the terminal may be gone), then exit."""
+        if sig == signal.SIGHUP:
+            _silence_output()
+        run = self.active_run
+        if run is not None and run.is_running:
+            run.stop(signal.Signals(sig).name)
+            run.wait(STOP_TIMEOUT)
+        self.exit()
+
+
+def _silence_output() -> None:
+    # The terminal has hung up: a write to it would fail, so output goes nowhere from now on.
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+    except OSError:
+        pass
 
 
 def run_app(argv: list[str] | None = None) -> int:
@@ -238,5 +362,12 @@ def run_app(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=None, help="where runs live (default: $CNNLAB_RUNS or ./runs)")
     args = parser.parse_args(argv)
     app = CnnlabApp(args.runs_dir or default_runs_dir())
+    app.stop_on_signals = True
     app.run()
+    run = app.active_run
+    if run is not None and run.is_running:  # however the app ended: the run stops with its position saved
+        run.stop()
+        run.wait(STOP_TIMEOUT)
+    if app.farewell:
+        print(app.farewell)
     return app.return_code or 0

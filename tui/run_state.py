@@ -25,6 +25,7 @@ from engine.config import PER_BATCH_SCHEDULES, Experiment
 from engine.events import (
     END_EVENTS,
     BatchProgress,
+    ControlApplied,
     EpochFinished,
     LogMessage,
     RunDiverged,
@@ -125,6 +126,8 @@ class RunState:
                 self._epoch(event.metrics)
             elif isinstance(event, RunStarted):
                 self._started(event)
+            elif isinstance(event, ControlApplied):  # a log line too, and a state
+                self._controlled(event)
             elif isinstance(event, LogMessage):
                 self._log.append(Text(event.text, style="yellow" if event.level == "warning" else ""))
             elif isinstance(event, StatusRead):
@@ -142,7 +145,9 @@ class RunState:
         self.epochs = ev.epochs
         self.batches = ev.batches_per_epoch
         self.rows = list(ev.history)
-        self.epoch_done, self.batch_done = len(self.rows), 0
+        # Resumed inside an epoch: the bars start where it stopped.
+        self.epoch_done = len(self.rows) + ev.start_batch / max(ev.batches_per_epoch, 1)
+        self.batch_done = ev.start_batch
         if self.state not in ("stopping", "paused"):
             self._set("running", "")
         self._log.extend(started_lines(ev))
@@ -166,13 +171,20 @@ class RunState:
         best = best_epoch(self.rows)
         self._log.append(epoch_line(row, self.epochs, best is not None and best[1] == row.get("epoch")))
 
+    def _controlled(self, ev: ControlApplied) -> None:
+        """The trainer obeyed a pause, continue or stop, whoever asked (this console, another, the CLI)."""
+        self._log.append(Text(ev.text, style="yellow" if ev.command in ("pause", "stop") else ""))
+        state = {"pause": "paused", "continue": "running", "stop": "stopping"}.get(ev.command)
+        if state is not None and not self.ended:
+            self._set(state, ev.text if state == "stopping" else "")
+
     def _status(self, st: StatusRead) -> None:
         if st.state in END_STATES:
             self._end(st.state, st.message, None)
             return
         self._set(st.state, st.message)
         p = st.progress
-        if st.state == "running" and p:
+        if st.state in ("running", "paused") and p:
             self.batches, self.batch_done = p.get("batches"), p.get("batch", 0)
             self.images_per_sec = p.get("images_per_sec")
 
@@ -289,4 +301,6 @@ class FolderFeed:
             return RunFailed(message)
         if state == "diverged":
             return RunDiverged(epochs_done, message)
+        if state == "running" and st.get("paused"):
+            state = "paused"  # still running (it holds its lock), held between two batches
         return StatusRead(state, message, st.get("progress") or {})

@@ -6,6 +6,10 @@ engine event goes into the run's one RunState (tui/run_state.py) on the training
 state is known whatever screen is up; the run's start and end are also posted to the app as
 Textual messages (`post_message` is thread-safe). Control goes the other way through the engine's
 RunHandle.
+
+A run another process trains (headless, detached, another console) is a `FolderRun`: the same
+pause, continue and stop, sent through the run's control channel (engine.control); the trainer's
+acknowledgements come back through the folder, which the run screen follows.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine import control
 from engine.events import Event, Listener, RunFailed, RunHandle
+from engine.runs import RunFolder
 from tui.messages import wrap
 from tui.run_state import RunState
 
@@ -66,22 +72,22 @@ class ActiveRun:
         return self.handle.paused
 
     def pause(self) -> None:
-        self.handle.pause()
+        self.handle.pause(BY)
 
     def resume(self) -> None:
-        self.handle.resume()
+        self.handle.resume(BY)
 
-    def stop(self) -> None:
-        """Ask the trainer to stop at the next batch; it writes a checkpoint and the run stays resumable."""
-        self.handle.stop()
+    def stop(self, by: str = "") -> None:
+        """Ask the trainer to stop at the next batch; it saves the exact position and the run stays resumable."""
+        self.handle.stop(by or BY)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the training thread has returned; False if it is still running after `timeout`."""
         return self._done.wait(timeout)
 
-    async def stop_and_wait(self, timeout: float = 10.0) -> bool:
+    async def stop_and_wait(self, timeout: float = 10.0, by: str = "") -> bool:
         """Stop and wait without blocking the event loop (for quitting while a run trains)."""
-        self.stop()
+        self.stop(by)
         return await asyncio.to_thread(self.wait, timeout)
 
     # --- the training thread ----------------------------------------------------------------
@@ -109,13 +115,57 @@ class ActiveRun:
             from engine import trainer  # torch loads here, in the worker, not at console start
 
             if self.resume_dir is not None:
-                self.result = trainer.resume_run(self.resume_dir, listener=listen, handle=self.handle)
+                # Asked for longer than the run was made for: it is trained on (engine.extend).
+                longer = self.exp.train.epochs != RunFolder(self.resume_dir).experiment().train.epochs
+                more = {"epochs": self.exp.train.epochs} if longer else {}
+                self.result = trainer.resume_run(self.resume_dir, listener=listen, handle=self.handle, **more)
             else:
                 self.result = trainer.run_experiment(
                     self.exp, runs_dir=self.runs_dir, preset=self.preset_name, listener=listen, handle=self.handle
                 )
         except Exception as err:  # the trainer reports user errors itself; this is an import or engine bug
-            listen(RunFailed(f"the trainer could not run: {type(err).__name__}: {err}"))
+            from engine.run_lock import RunLocked
+
+            if isinstance(err, RunLocked):  # another process trains it: nothing of its folder was touched
+                listen(RunFailed(f"{err}: stop it there first, or steer it from the runs screen"))
+            else:
+                listen(RunFailed(f"the trainer could not run: {type(err).__name__}: {err}"))
         finally:
             self._done.set()
         return self.result
+
+
+BY = "the console"  # who asked, as the trainer's log and status say it
+
+
+class FolderRun:
+    """A run another process trains, steered through its control channel; `model` is the RunState the
+    run screen follows it into (its state says whether the trainer has paused)."""
+
+    def __init__(self, path: Path, model: RunState) -> None:
+        self.path = Path(path)
+        self.model = model
+
+    @property
+    def is_running(self) -> bool:
+        """Its trainer lives (judged by its lock, pid and heartbeat: engine.runs)."""
+        return RunFolder(self.path).status().get("state") == "running"
+
+    @property
+    def paused(self) -> bool:
+        return self.model.state == "paused"
+
+    def pause(self) -> None:
+        control.send(self.path, "pause", reason=f"{BY} on {_host()}")
+
+    def resume(self) -> None:
+        control.send(self.path, "continue", reason=f"{BY} on {_host()}")
+
+    def stop(self, by: str = "") -> None:
+        control.send(self.path, "stop", reason=by or f"{BY} on {_host()}")
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()

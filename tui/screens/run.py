@@ -3,7 +3,9 @@ metrics beside the report's own numbers, a log of events, and after the run its 
 
 The screen draws one RunState (tui/run_state.py), whoever feeds it: the run this console trains
 (the app starts it, `CnnlabApp.start_run`, and hands the screen its ActiveRun), or a run folder
-(`RunScreen.of_folder`), followed every second while another process writes it. A timer draws
+(`RunScreen.of_folder`), followed every second while another process writes it. The same keys pause,
+continue and stop either: the own run through its handle, another process's through the run's
+control channel (tui.training.FolderRun). A timer draws
 what changed twice a second (the charts every two seconds at most, at once when an epoch ends),
 so a fast engine never makes the interface stutter.
 """
@@ -23,6 +25,7 @@ from textual.widgets import ContentSwitcher, Footer, RichLog, Static
 from tui.commands import ScreenActionsProvider
 from tui.run_state import FolderFeed, RunState, RunView
 from tui.run_view import latest_table, reference_line, status_text
+from tui.training import FolderRun
 from tui.widgets.charts import MetricChart
 from tui.widgets.run_progress import RunProgress
 from tui.widgets.run_results import RunResults
@@ -54,13 +57,13 @@ class RunScreen(Screen):
         model: RunState,
         *,
         preset: Preset | None = None,
-        run: ActiveRun | None = None,
+        run: ActiveRun | FolderRun | None = None,
         feed: FolderFeed | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.preset = preset
-        self.run = run  # the run this console trains, steered from here; None for a view
+        self.run = run  # the run steered from here: this console's own, or a folder's; None for a view
         self.feed = feed  # the folder read into the model; None for the console's own run
         self._drawn = self._drawn_epochs = self._charted = -1  # the versions of the model on screen
         self._charted_epochs = -1
@@ -70,9 +73,11 @@ class RunScreen(Screen):
 
     @classmethod
     def of_folder(cls, run_dir: Path, *, preset: Preset | None = None) -> RunScreen:
-        """A read-only view of a run folder (raises ValueError/OSError when its config does not read)."""
+        """A run folder, followed while its trainer (another process) writes it and steered through its
+        control channel (raises ValueError/OSError when its config does not read)."""
         feed = FolderFeed(Path(run_dir))
-        return cls(feed.new_state(), preset=preset, feed=feed)
+        model = feed.new_state()
+        return cls(model, preset=preset, feed=feed, run=FolderRun(Path(run_dir), model))
 
     # --- what tests and the app read --------------------------------------------------------
 
@@ -123,7 +128,7 @@ class RunScreen(Screen):
 
     def on_mount(self) -> None:
         self.set_interval(REDRAW_EVERY_S, self._flush)
-        if self.feed is not None and self.model.state == "running":
+        if self.feed is not None and not self.model.ended:  # running, paused, or not yet taken by its process
             self.set_interval(FOLLOW_EVERY_S, self._follow)
         self._flush()
 
@@ -155,7 +160,7 @@ class RunScreen(Screen):
         if status != self._drawn_state:
             self._drawn_state = status
             parts = [self.preset.name if self.preset else "", view.run_id, view.device]
-            text = status_text(view.state, view.message, read_only=self.read_only, parts=parts)
+            text = status_text(view.state, view.message, read_only=self.read_only and not self._live(), parts=parts)
             self.query_one("#run-status", Static).update(text)
             self.refresh_bindings()
         self.query_one(RunProgress).show(view, ended=self.model.ended)
@@ -195,16 +200,22 @@ class RunScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause", "stop"):
-            if self.read_only:
-                return False  # another process's run: nothing to steer from here
+            if self.run is None or (self.read_only and not self._live()):
+                return False  # a view of a run no process trains: nothing to steer
             if not self._steerable():
                 return None  # shown, dimmed
         return True
 
+    def _live(self) -> bool:
+        """A followed folder's trainer is at work (the folder says so; the feed reads it every second)."""
+        return self.model.state in ("running", "paused", "stopping")
+
     def _steerable(self) -> bool:
         # The state says the run ended a moment before its thread has returned.
         run, model = self.run, self.model
-        return run is not None and run.is_running and not model.ended and model.state != "stopping"
+        if run is None or model.ended or model.state == "stopping":
+            return False
+        return self._live() if isinstance(run, FolderRun) else run.is_running
 
     def action_pause(self) -> None:
         if not self._steerable():
@@ -218,7 +229,7 @@ class RunScreen(Screen):
         self._flush()
 
     def action_stop(self) -> None:
-        if self.run is None or not self.run.is_running or self.model.ended:
+        if not self._steerable():
             return
         self.run.stop()
         self.model.stop_asked()
