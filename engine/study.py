@@ -354,3 +354,34 @@ def take_over_stale(ss: SweepStudy, grace_s: float, now: float | None = None) ->
         if slot_of(t) and now - last_heard(t) > grace_s and requeue(ss, t.number):
             taken.append(slot_of(t))
     return taken
+
+
+# --- results -------------------------------------------------------------------------------------------
+
+FIGURES = ("epochs", "train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss", "minutes")
+
+
+def with_study_rows(sweep: Sweep, ss: SweepStudy, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results table's rows (engine.sweep, read from the run folders here), completed from the
+    study for slots trained where their folders are not: on another machine sharing the database,
+    or still running there. Sorted again by the sweep's metric."""
+    from optuna.trial import TrialState
+
+    from engine.sweep import sort_rows
+
+    latest = latest_by_slot(ss.trials())
+    out = []
+    for row in rows:
+        t = latest.get(row["trial"])
+        if row["run"] or t is None or t.state == TrialState.WAITING:
+            out.append(row)
+            continue
+        row = dict(row)
+        state = t.user_attrs.get("state") or ("running" if t.state == TrialState.RUNNING else t.state.name.lower())
+        row.update({k: t.user_attrs[k] for k in FIGURES if k in t.user_attrs})
+        row.update(state=state, run=str(t.user_attrs.get(RUN, "")), worker=str(t.user_attrs.get(WORKER, "")))
+        for key in sweep.varied:
+            if row.get(key) is None and key in t.params:
+                row[key] = t.params[key]
+        out.append(row)
+    return sort_rows(out, sweep.metric)

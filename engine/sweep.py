@@ -24,13 +24,13 @@ import random as _random
 import re
 import secrets
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from engine import toml_files
 from engine.config import ConfigError, Experiment, apply_overrides, flatten, validate_experiment
 from engine.runs import RunFolder, atomic_write_text, read_run, safe_name
 
@@ -206,11 +206,14 @@ class Sweep:
     def load(cls, path: Path) -> "Sweep":
         path = Path(path)
         try:
-            doc = tomllib.loads((path / SWEEP_FILE).read_text())
+            doc = toml_files.read(path / SWEEP_FILE, limit=64 * toml_files.MAX_BYTES)
         except FileNotFoundError:
             raise SweepError(f"{path} is not a sweep folder (no {SWEEP_FILE})") from None
-        except tomllib.TOMLDecodeError as err:
-            raise SweepError(f"{path / SWEEP_FILE} does not read: {err}") from None
+        except toml_files.TomlError as err:
+            raise SweepError(f"{path / SWEEP_FILE} does not read: {err.problem}") from None
+        problem = _layout_problem(doc)
+        if problem:
+            raise SweepError(f"{path / SWEEP_FILE} is damaged: {problem}")
         meta = doc.get("sweep", {})
         base = validate_experiment(doc.get("experiment", {}), str(path / SWEEP_FILE))
         trials = [dict(t.get("overrides", {})) for t in sorted(doc.get("trials", []), key=lambda t: t.get("index", 0))]
@@ -236,6 +239,22 @@ class Sweep:
             p for p in self.path.iterdir() if p.is_dir() and pattern.search(p.name) and (p / "config.toml").exists()
         )
         return found[-1] if found else None
+
+
+def _layout_problem(doc: dict[str, Any]) -> str | None:
+    """What in a sweep.toml is not the shape Sweep.create writes (a hand edit, a damaged copy)."""
+    meta, trials = doc.get("sweep", {}), doc.get("trials", [])
+    if not isinstance(meta, dict):
+        return "[sweep] is not a table"
+    if not all(isinstance(meta.get(k, ""), str) for k in ("metric", "preset")):
+        return "sweep.metric and sweep.preset must be text"
+    if not isinstance(meta.get("varied", []), list) or not all(isinstance(v, str) for v in meta.get("varied", [])):
+        return "sweep.varied is not a list of field names"
+    ok = isinstance(trials, list) and all(
+        isinstance(t, dict) and isinstance(t.get("overrides", {}), dict) and type(t.get("index", 0)) is int
+        for t in trials
+    )
+    return None if ok else "[[trials]] is not a list of tables, each with an index and its overrides"
 
 
 def is_sweep(path: Path) -> bool:
@@ -301,6 +320,11 @@ def results_table(sweep_dir: Path, metric: str | None = None) -> list[dict[str, 
     if metric not in METRICS:
         raise SweepError(f"metric {metric!r}: use one of {', '.join(METRICS)}")
     rows = [trial_row(sweep, i, sweep.trial_folder(i)) for i in range(1, len(sweep.trials) + 1)]
+    return sort_rows(rows, metric)
+
+
+def sort_rows(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Best first by `metric`: accuracies high to low, losses low to high; rows without it last, in trial order."""
     sign = 1 if metric.endswith("_loss") else -1
 
     def key(r: dict[str, Any]) -> tuple:

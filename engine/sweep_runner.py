@@ -312,7 +312,7 @@ def _tell_ended(sweep: Sweep, ss: st.SweepStudy, told: set[int], on_trial: Trial
 
 def _result(sweep: Sweep, ss: st.SweepStudy) -> SweepResult:
     waiting, running = st.open_slots(ss)
-    rows = results_table(sweep.path)
+    rows = st.with_study_rows(sweep, ss, results_table(sweep.path))
     if not waiting and not running:
         return SweepResult(sweep.path, "finished", rows)
     done = len(sweep.trials) - waiting - running
