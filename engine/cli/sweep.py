@@ -8,7 +8,6 @@ are engine.sweep's, the study engine.study's, running it engine.sweep_runner's.
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,42 +17,8 @@ from engine.cli.output import out, print_table
 from engine.formatting import cli_pct
 from engine.study import GRACE_S, PRUNERS
 from engine.sweep import METRICS, Sweep, SweepError, check_csv_path, describe_overrides, write_csv
+from engine.sweep_launch import parse_grid_arg, parse_random_arg
 from engine.sweep_runner import join_sweep, plan_sweep, resume_sweep, run_sweep
-
-
-def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
-    """`optim.lr=0.0001,0.001` -> ("optim.lr", [0.0001, 0.001]); values in TOML syntax, else strings."""
-    from engine.config import parse_value
-
-    key, sep, values = text.partition("=")
-    key = key.strip()
-    if not sep or not key or not values.strip():
-        raise SweepError(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid optim.lr=0.001,0.01")
-    try:
-        parsed = tomllib.loads(f"v = [{values}]")["v"]  # keeps lists intact: schedule.milestones=[10,20],[30]
-    except tomllib.TOMLDecodeError:
-        parsed = [parse_value(v.strip()) for v in values.split(",")]
-    return key, parsed
-
-
-def parse_random_arg(text: str) -> tuple[str, dict[str, Any]]:
-    """`optim.lr=1e-4:1e-1:log` -> ("optim.lr", {"low": 1e-4, "high": 0.1, "log": True})."""
-    from engine.config import parse_value
-
-    key, sep, rng = text.partition("=")
-    parts = rng.split(":")
-    usage = f"--random {text!r}: expected KEY=LOW:HIGH or KEY=LOW:HIGH:log, e.g. --random optim.lr=0.0001:0.1:log"
-    if (
-        not sep
-        or not key.strip()
-        or len(parts) not in (2, 3)
-        or (len(parts) == 3 and parts[2].strip() not in ("log", "lin"))
-    ):
-        raise SweepError(usage)
-    low, high = parse_value(parts[0].strip()), parse_value(parts[1].strip())
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
-        raise SweepError(usage)
-    return key.strip(), {"low": low, "high": high, "log": len(parts) == 3 and parts[2].strip() == "log"}
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
