@@ -19,9 +19,9 @@ from typing import Any
 import tomli_w
 
 from engine.config import ConfigError, Experiment, apply_overrides
-from engine.optim import LRSchedule, phase_at
 from engine.runs import RunFolder, atomic_write_text
 
+# The schedules whose formula does not depend on the run's length.
 LENGTH_FREE = ("constant", "step", "multistep", "exponential", "cyclic", "plateau")
 
 
@@ -63,6 +63,8 @@ def _schedule_words(old: Experiment, new: Experiment, done: int) -> str:
 
 def _lr_at(exp: Experiment, epoch: int) -> float:
     """The lr at the start of a 0-based epoch, per epoch (the batch count of an epoch does not matter here)."""
+    from engine.optim import LRSchedule, phase_at  # torch: not for the console's question of how long
+
     idx, phase, start = phase_at(exp.train, epoch)
     base = phase.lr if phase is not None else exp.optim.lr
     span = phase.epochs if phase is not None else exp.train.epochs

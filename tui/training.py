@@ -140,9 +140,10 @@ BY = "the console"  # who asked, as the trainer's log and status say it
 
 class FolderRun:
     """A run another process trains, steered through its control channel; `model` is the RunState the
-    run screen follows it into (its state says whether the trainer has paused)."""
+    run screen follows it into (its state says whether the trainer has paused; without one, the
+    folder's status says)."""
 
-    def __init__(self, path: Path, model: RunState) -> None:
+    def __init__(self, path: Path, model: RunState | None = None) -> None:
         self.path = Path(path)
         self.model = model
 
@@ -153,7 +154,9 @@ class FolderRun:
 
     @property
     def paused(self) -> bool:
-        return self.model.state == "paused"
+        if self.model is not None:
+            return self.model.state == "paused"
+        return bool(RunFolder(self.path).status().get("paused"))
 
     def pause(self) -> None:
         control.send(self.path, "pause", reason=f"{BY} on {_host()}")

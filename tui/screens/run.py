@@ -200,7 +200,7 @@ class RunScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause", "stop"):
-            if self.run is None or (self.read_only and not self._live()):
+            if self.read_only and not self._live():
                 return False  # a view of a run no process trains: nothing to steer
             if not self._steerable():
                 return None  # shown, dimmed

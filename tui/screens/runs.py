@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Static
 from engine.formatting import STATE_STYLES, pct
 from engine.presets import Preset, find_preset
 from engine.runs import RunFolder, RunInfo, list_runs
+from tui import run_control
 from tui.commands import ScreenActionsProvider
 from tui.messages import StartRun
 from tui.run_view import short_id, started_text
@@ -41,6 +42,9 @@ class RunsScreen(Screen):
         Binding("space", "toggle_select", "Select"),
         Binding("c", "compare", "Compare"),
         Binding("R", "resume", "Resume", key_display="R"),
+        Binding("p", "pause", "Pause/continue"),  # any running run, whoever trains it (tui/run_control.py)
+        Binding("s", "stop", "Stop"),
+        Binding("E", "extend", "Train on", key_display="E"),  # a finished run, to more epochs
         Binding("d", "delete", "Delete"),
         Binding("f5", "refresh", "Refresh", show=False),  # and by itself while a run in it trains
         Binding("b,escape", "back", "Back"),
@@ -101,7 +105,8 @@ class RunsScreen(Screen):
     def _cells(self, info: RunInfo) -> list[Any]:
         mark = "● " if str(info.path) in self.selected else "  "
         run = Text(mark + short_id(info.id), style="bold" if mark.strip() else "")
-        status = Text(info.state, style=STATE_STYLES.get(info.state, ""))
+        state = "paused" if run_control.is_paused(info) else info.state
+        status = Text(state, style=STATE_STYLES.get(info.state, ""))
         # Text, not str: a table reads a str as markup, and a damaged folder's text is anyone's.
         return [
             run,
@@ -125,6 +130,15 @@ class RunsScreen(Screen):
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_detail()
+        self.refresh_bindings()  # p and s for a running run, E for a finished one
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        info = self.current() if action in ("pause", "stop", "extend") else None
+        if action in ("pause", "stop"):
+            return info is not None and info.state == "running"
+        if action == "extend":
+            return info is not None and info.state == "finished"
+        return True
 
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
         self.action_open()  # a click on a row
@@ -180,7 +194,8 @@ class RunsScreen(Screen):
                 if info.state == "running"
                 else ("it has done all its epochs" if info.epochs_done >= info.epochs else f"it is {info.state}")
             )
-            self.notify(f"{short_id(info.id)} cannot be resumed: {why}", severity="warning")
+            more = "; E trains it on" if info.state == "finished" else ""
+            self.notify(f"{short_id(info.id)} cannot be resumed: {why}{more}", severity="warning")
             return
         try:
             exp = RunFolder(info.path).experiment()
@@ -188,6 +203,17 @@ class RunsScreen(Screen):
             self.notify(f"{info.id}: its config does not read ({err})", severity="error", markup=False)
             return
         self.post_message(StartRun(exp, preset=self._preset(info.preset), resume_dir=info.path))
+
+    def action_pause(self) -> None:
+        run_control.steer(self, self.current(), "pause")
+        self.refresh_runs()
+
+    def action_stop(self) -> None:
+        run_control.steer(self, self.current(), "stop")
+
+    def action_extend(self) -> None:
+        info = self.current()
+        run_control.extend(self, info, self._preset(info.preset) if info else None)
 
     def action_compare(self) -> None:
         paths = [p for p in self.runs if p in self.selected]
