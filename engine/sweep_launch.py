@@ -176,13 +176,18 @@ def start_detached(
         sampler=launch.sampler,
         pruner=launch.pruner,
     )
-    with open(sweep.path / SWEEP_LOG, "a") as log:
-        subprocess.Popen(
-            [sys.executable, "-m", "engine", "sweep", "--resume", str(sweep.path), "--workers", str(launch.workers)],
+    resume_detached(sweep.path, launch.workers)
+    return sweep
+
+
+def resume_detached(sweep_dir: Path, workers: int) -> subprocess.Popen:
+    """`cnnlab sweep --resume SWEEP_DIR --workers N` as its own process, its lines in sweep.log."""
+    with open(Path(sweep_dir) / SWEEP_LOG, "a") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "engine", "sweep", "--resume", str(sweep_dir), "--workers", str(workers)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # not in the console's process group: a closed terminal does not stop it
             cwd=os.getcwd(),
         )
-    return sweep

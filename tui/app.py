@@ -244,6 +244,25 @@ class CnnlabApp(App):
     def _open_asked(self, message: OpenPreset) -> None:
         self.open_preset(message.preset)
 
+    # --- sweeps (tui/screens/sweep.py): their workers are processes of their own ------------
+
+    def start_sweep(self, exp: Experiment, preset: Preset | None = None) -> None:
+        """The sweep form over `exp` (the preset's [sweep] filled in); once started, its screen."""
+        from engine.sweep_launch import SweepLaunch
+        from tui.screens.sweep_start import SweepStartScreen
+
+        start = SweepLaunch.from_spec(preset.sweep) if preset is not None and preset.sweep else SweepLaunch()
+        form = SweepStartScreen(exp, preset_name=preset.name if preset else None, start=start)
+        self.push_screen(form, lambda path: self.open_sweep(path) if path else None)
+
+    def open_sweep(self, sweep_dir: Path) -> None:
+        from tui.screens.edit import EditScreen
+        from tui.screens.sweep import SweepScreen
+
+        while isinstance(self.screen, EditScreen):
+            self.pop_screen()  # the editor started it: back from its screen means choosing the next one
+        self.push_screen(SweepScreen(sweep_dir))
+
     # --- the command palette -------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -107,6 +107,7 @@ class EditScreen(Screen):
         Binding("ctrl+n", "save_as", "Save as"),
         Binding("ctrl+r", "reset", "Reset"),
         Binding("ctrl+t", "dry_run", "Dry run"),
+        Binding("ctrl+w", "sweep", "Sweep"),  # a sweep around the edited experiment (tui/screens/sweep_start.py)
         Binding("ctrl+f", "first_problem", "To problem", show=False),
         Binding(PREVIOUS_TAB_KEYS, "next_tab(-1)", "Previous tab", key_display="F7", group=TABS),
         Binding(NEXT_TAB_KEYS, "next_tab(1)", "Next tab", key_display="F8", group=TABS),
@@ -196,6 +197,13 @@ class EditScreen(Screen):
             )
             return
         self.post_message(StartRun(exp, preset=self.preset))
+
+    def action_sweep(self) -> None:
+        exp = self.current_experiment()
+        if exp is None:
+            self.notify("the experiment has a problem: fix it before sweeping around it", severity="error")
+            return
+        self.app.start_sweep(exp, self.preset)
 
     def action_reset(self) -> None:
         self.form.reset()

@@ -105,6 +105,7 @@ class PickScreen(Screen):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
         Binding("r", "app.runs", "Runs"),
+        Binding("w", "sweep", "Sweep"),  # the highlighted preset's [sweep], in the sweep form
         Binding("question_mark,f1", "app.help", "Help"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("f5", "reload", "Reload", show=False),
@@ -270,6 +271,13 @@ class PickScreen(Screen):
             event.prevent_default()
             self.filter_input.focus()
             self.filter_input.insert_text_at_cursor(event.character)
+
+    def action_sweep(self) -> None:
+        preset = self.highlighted()
+        if preset is None or isinstance(preset, PresetCard):
+            self.notify("the presets are still being read: a moment", severity="warning")
+            return
+        self.app.start_sweep(preset.experiment, preset)
 
     def action_filter(self) -> None:
         self.filter_input.focus()

@@ -46,6 +46,7 @@ class RunsScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("E", "extend", "Train on", key_display="E"),  # a finished run, to more epochs
         Binding("d", "delete", "Delete"),
+        Binding("w", "sweep", "Sweep"),  # the sweep a trial belongs to (tui/screens/sweep.py)
         Binding("f5", "refresh", "Refresh", show=False),  # and by itself while a run in it trains
         Binding("b,escape", "back", "Back"),
     ]
@@ -214,6 +215,15 @@ class RunsScreen(Screen):
     def action_extend(self) -> None:
         info = self.current()
         run_control.extend(self, info, self._preset(info.preset) if info else None)
+
+    def action_sweep(self) -> None:
+        from engine.sweep import is_sweep
+
+        info = self.current()
+        if info is None or not is_sweep(info.path.parent):
+            self.notify("this run is not a sweep's trial", severity="warning")
+            return
+        self.app.open_sweep(info.path.parent)
 
     def action_compare(self) -> None:
         paths = [p for p in self.runs if p in self.selected]
