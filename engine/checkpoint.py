@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,9 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning: the refusal below says it all
+            warnings.filterwarnings("ignore", module="torch._weights_only_unpickler")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         # weights_only refused a class: name it, leave out torch's long advice.
         lines = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]

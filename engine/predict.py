@@ -69,8 +69,14 @@ def evaluate_checkpoint(run_dir: Path, which: str = "best") -> dict[str, Any]:
     images = splits.train.images
     model = build_model(exp.model, splits.num_classes, images.shape[-1], images.shape[1])
     model = model.to(rt.device, memory_format=rt.memory_format)
-    state = ckpt.load_checkpoint(folder.checkpoints / f"{which}.pt", rt.device)
-    model.load_state_dict(state["model"])
+    path = folder.checkpoints / f"{which}.pt"
+    state = ckpt.load_checkpoint(path, rt.device)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # another model's, or no model at all
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ckpt.CheckpointError(f"{path} does not hold this run's model ({first})") from None
     out = score_test(model, splits, BatchAugment(exp.augment, splits.mean, splits.std), rt)
-    out.update(test_checkpoint=which, checkpoint_epoch=state.get("epoch"))
+    epoch = state.get("epoch")
+    out.update(test_checkpoint=which, checkpoint_epoch=epoch if type(epoch) is int else None)
     return out

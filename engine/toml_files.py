@@ -26,11 +26,11 @@ class TomlError(ValueError):
         super().__init__(f"{self.source}: {problem}" if self.source else problem)
 
 
-def loads(text: str, source: str | Path | None = None) -> dict[str, Any]:
-    """The document in `text`; TomlError when it is not valid TOML."""
+def loads(text: str, source: str | Path | None = None, limit: int = MAX_BYTES) -> dict[str, Any]:
+    """The document in `text`; TomlError when it is not valid TOML (or longer than `limit`)."""
     if text.startswith(BOM):
         text = text[len(BOM) :]
-    if len(text) > MAX_BYTES:
+    if len(text) > limit:
         raise TomlError(f"is {len(text) / 1e6:.1f} MB, far larger than any experiment: is it the right file?", source)
     try:
         return tomllib.loads(text)
@@ -40,7 +40,7 @@ def loads(text: str, source: str | Path | None = None) -> dict[str, Any]:
         raise TomlError("not valid TOML here: its lists or tables are nested too deeply", source) from None
 
 
-def read(path: str | Path) -> dict[str, Any]:
+def read(path: str | Path, limit: int = MAX_BYTES) -> dict[str, Any]:
     """The document in the file at `path`. A missing file raises FileNotFoundError; a folder, a file
     that cannot be read, too large, not UTF-8 or not TOML raises TomlError naming the path."""
     path = Path(path)
@@ -48,7 +48,7 @@ def read(path: str | Path) -> dict[str, Any]:
         size = path.stat().st_size
         if path.is_dir():
             raise TomlError("is a folder, not a TOML file", path)
-        if size > MAX_BYTES:
+        if size > limit:
             raise TomlError(f"is {size / 1e6:.1f} MB, far larger than any experiment: is it the right file?", path)
         data = path.read_bytes()
     except FileNotFoundError:
@@ -61,4 +61,4 @@ def read(path: str | Path) -> dict[str, Any]:
         raise TomlError(
             f"is not UTF-8 text (byte {err.start} is {data[err.start]:#04x}): not a TOML file", path
         ) from None
-    return loads(text, path)
+    return loads(text, path, limit)
