@@ -320,6 +320,11 @@ def results_table(sweep_dir: Path, metric: str | None = None) -> list[dict[str, 
     if metric not in METRICS:
         raise SweepError(f"metric {metric!r}: use one of {', '.join(METRICS)}")
     rows = [trial_row(sweep, i, sweep.trial_folder(i)) for i in range(1, len(sweep.trials) + 1)]
+    return sort_rows(rows, metric)
+
+
+def sort_rows(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Best first by `metric`: accuracies high to low, losses low to high; rows without it last, in trial order."""
     sign = 1 if metric.endswith("_loss") else -1
 
     def key(r: dict[str, Any]) -> tuple:
