@@ -22,8 +22,9 @@ def importance_bars(importance: dict[str, float], width: int, note: str = "") ->
     name_w = min(max(len(k) for k in importance), max(width // 3, 8))
     bar_w = max(width - name_w - 8, 4)
     out = Text()
+    top = max(importance.values()) or 1.0
     for key, share in sorted(importance.items(), key=lambda kv: -kv[1]):
-        n = max(1, round(share * bar_w)) if share > 0 else 0
+        n = max(1, round(share / top * bar_w)) if share > 0 else 0  # the most important fills the bar
         out.append(f"{key[:name_w]:<{name_w}} ")
         out.append(BAR * n, style="bold cyan")
         out.append(f"{' ' * (bar_w - n)} {share:5.2f}\n")
