@@ -10,29 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.export.extras import ExtraMissing, available, missing_text
 from engine.export.records import RunRecord, read_record
 
 FORMATS = ("csv", "tensorboard", "wandb")
-EXTRAS = {"tensorboard": "tensorboard", "wandb": "wandb"}  # format -> the cnnlab extra that brings it
 
-__all__ = ["FORMATS", "ExtraMissing", "RunRecord", "available", "export_runs", "read_record"]
-
-
-class ExtraMissing(Exception):
-    """The format's optional extra is not installed; the message says how to install it."""
-
-
-def missing_text(fmt: str) -> str:
-    return f"the {fmt} export needs its extra: pip install 'cnnlab[{EXTRAS[fmt]}]'"
-
-
-def available(fmt: str) -> bool:
-    """Whether the format can be written here (its package importable), without importing it."""
-    import importlib.util
-
-    if fmt == "csv":
-        return True
-    return importlib.util.find_spec(EXTRAS[fmt]) is not None
+__all__ = ["FORMATS", "ExtraMissing", "RunRecord", "available", "export_runs", "missing_text", "read_record"]
 
 
 def export_runs(paths: list[Path], fmt: str, out: Path) -> list[Path]:

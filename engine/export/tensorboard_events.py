@@ -148,7 +148,7 @@ def with_live_tensorboard(exp: Any, listener: Listener) -> Listener:
     """`listener`, plus live TensorBoard events when the experiment asks for them (train.tensorboard)."""
     if not getattr(exp.train, "tensorboard", False):
         return listener
-    from engine.export import available, missing_text
+    from engine.export.extras import available, missing_text
 
     if not available("tensorboard"):
 

@@ -46,4 +46,5 @@ def write_offline(records: list[RunRecord], out: Path) -> list[Path]:
         finally:
             run.finish()
         written.append(Path(run.dir).parent)
+    wandb.teardown()  # the service writes the run files behind finish(): wait for it, so they are whole
     return written
