@@ -10,6 +10,7 @@ does not validate then leaves the list with a message naming its field. Both rea
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -94,6 +95,10 @@ def preset_files(user_dir: Path | None = None) -> list[PresetFile]:
     return files
 
 
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 @dataclass
 class PresetCard:
     """What the picker shows of a preset before it is validated; `experiment` is None until then."""
@@ -123,7 +128,10 @@ def _card(text: str, source: Path, user: bool) -> PresetCard | None:
 
     reference = None
     if "reference" in doc:
-        numbers = {k: v for k, v in table("reference").items() if k in REFERENCE_KEYS and isinstance(v, (int, float))}
+        numbers = {k: v for k, v in table("reference").items() if k in FIGURES and _finite(v)}
+        epochs = table("reference").get("epochs")
+        if type(epochs) is int and epochs >= 1:  # inf or true would reach int() in the picker
+            numbers["epochs"] = epochs
         note = table("reference").get("note")
         reference = Reference(**numbers, note=note if isinstance(note, str) else "")
     notes = doc.get("notes")

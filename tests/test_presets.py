@@ -264,3 +264,53 @@ def test_tinyimage10_splits_its_first_ten_classes_08_01_01(tmp_path):
     assert (len(splits.train), len(splits.val), len(splits.test)) == (80, 10, 10)
     assert splits.class_names == [written.names[w] for w in written.sorted_wnids()[:10]]
     assert splits.train.images.shape[1:] == (3, 64, 64) and splits.mean == (0.485, 0.456, 0.406)
+
+
+# --- hostile preset files ------------------------------------------------------------------------------
+
+HOSTILE_PRESET = """\ufeffname = "hostile"
+description = "see [/docs] and [bold]"
+report = "[/red]_x.txt"
+[reference]
+epochs = inf
+test_acc = nan
+val_acc = 0.5
+[model]
+arch = "[/model]"
+[data]
+dataset = "[/data]"
+"""
+
+
+def test_a_hostile_preset_file_is_a_problem_and_the_others_still_list(tmp_path, capsys):
+    from engine.cli import main
+    from engine.preset_files import preset_cards
+
+    user = tmp_path / "runs" / "presets"
+    user.mkdir(parents=True)
+    (user / "hostile.toml").write_text(HOSTILE_PRESET, encoding="utf-8")
+    (user / "binary.toml").write_bytes(bytes(range(256)))
+    (user / "folder.toml").mkdir()
+    card = next(c for c in preset_cards(user) if c.name == "hostile")
+    assert card.reference.epochs is None and card.reference.test_acc is None and card.reference.val_acc == 0.5
+    assert main(["presets", "--runs-dir", str(tmp_path / "runs")]) == 0
+    out, err = capsys.readouterr()
+    assert "shapes-demo" in out and "Traceback" not in err
+    assert "hostile.toml" in err and "binary.toml" in err and "folder.toml" in err
+
+
+async def test_the_picker_starts_over_a_hostile_preset_file(tmp_path):
+    from textual.widgets import DataTable
+
+    from tests.console import RecordingApp, wait_until
+
+    user = tmp_path / "runs" / "presets"
+    user.mkdir(parents=True)
+    (user / "hostile.toml").write_text(HOSTILE_PRESET, encoding="utf-8")
+    app = RecordingApp(tmp_path / "runs", user_presets_dir=user)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count > 3 and app.screen.problems, what="presets validated")
+        assert "hostile" not in [p.name for p in app.screen.shown]  # it does not validate: a problem
+        assert any(p.source.name == "hostile.toml" for p in app.screen.problems)
+        assert app.is_running

@@ -218,7 +218,8 @@ class PickScreen(Screen):
         for p in self.shown:
             name = Text(f"{USER_MARK} {p.name}", style="yellow") if p.user else Text(p.name)
             name.truncate(NAME_WIDTH, overflow="ellipsis")
-            table.add_row(name, p.arch, p.dataset, report_label(p), headline(p), key=p.name)
+            cells = (p.arch, p.dataset, report_label(p), headline(p))  # Text: a user's file is never markup
+            table.add_row(name, *(Text(c) for c in cells), key=p.name)
         names = [p.name for p in self.shown]
         if highlighted is not None and highlighted.name in names:
             table.move_cursor(row=names.index(highlighted.name))
