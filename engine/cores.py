@@ -13,7 +13,9 @@ The parent computes each worker's share (`plan_workers`) and hands it over in th
 
 from __future__ import annotations
 
+import glob
 import os
+import sys
 from dataclasses import dataclass
 
 CPUS_ENV = "CNNLAB_WORKER_CPUS"  # "0,1": the cores a worker is pinned to
@@ -69,6 +71,8 @@ def plan_workers(
 def visible_gpus() -> list[str]:
     """The CUDA devices a worker may be given, as indices CUDA_VISIBLE_DEVICES takes."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None and not glob.glob("/dev/nvidia[0-9]*") and sys.platform == "linux":
+        return []  # no NVIDIA device node: no need to import torch (seconds of a core the workers want)
     try:
         import torch
 
