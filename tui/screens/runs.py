@@ -28,6 +28,7 @@ from tui.run_view import short_id, started_text
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.run import RunScreen
+from tui.seed_rows import SeedRows
 
 REFRESH_EVERY_S = 3.0  # while a run in the table is running
 
@@ -47,6 +48,7 @@ class RunsScreen(Screen):
         Binding("E", "extend", "Train on", key_display="E"),  # a finished run, to more epochs
         Binding("d", "delete", "Delete"),
         Binding("w", "sweep", "Sweep"),  # the sweep a trial belongs to (tui/screens/sweep.py)
+        Binding("x", "export", "Export"),  # the selected runs: CSV, TensorBoard, W&B (tui/screens/export.py)
         Binding("f5", "refresh", "Refresh", show=False),  # and by itself while a run in it trains
         Binding("b,escape", "back", "Back"),
     ]
@@ -56,6 +58,7 @@ class RunsScreen(Screen):
         self.runs_dir = Path(runs_dir)
         self.runs: dict[str, RunInfo] = {}  # by path
         self.selected: set[str] = set()
+        self.seeds = SeedRows()  # seed groups as one row (tui/seed_rows.py)
 
     def compose(self) -> ComposeResult:
         yield Static(f"Runs in {self.runs_dir}", id="runs-title")
@@ -75,7 +78,7 @@ class RunsScreen(Screen):
         table.add_column("test", key="test", width=6)
         table.add_column("started", key="started", width=11)
         self.refresh_runs()
-        self.set_interval(REFRESH_EVERY_S, self._auto_refresh)
+        self.set_interval(REFRESH_EVERY_S, self._refresh_while_running)
         table.focus()
 
     def on_screen_resume(self) -> None:
@@ -90,16 +93,16 @@ class RunsScreen(Screen):
         self.runs = {str(info.path): info for info in infos}
         self.selected &= set(self.runs)
         table.clear()
-        for info in infos:
-            table.add_row(*self._cells(info), key=str(info.path))
+        for key, cells in self.seeds.table_rows(infos, self._cells, self.selected):
+            table.add_row(*cells, key=key)
         empty = not infos
         self.query_one("#runs-empty").display = empty
         table.display = not empty
-        if current in self.runs:
+        if current in self.runs or self.seeds.group(current):
             table.move_cursor(row=table.get_row_index(current))
         self._show_detail()
 
-    def _auto_refresh(self) -> None:
+    def _refresh_while_running(self) -> None:  # not _auto_refresh: Textual's widgets have an attribute of that name
         if any(info.state == "running" for info in self.runs.values()):
             self.refresh_runs()
 
@@ -145,6 +148,11 @@ class RunsScreen(Screen):
         self.action_open()  # a click on a row
 
     def _show_detail(self) -> None:
+        group = self.seeds.group(self.current_path())
+        if group is not None:
+            expanded = self.current_path() in self.seeds.expanded
+            self.query_one("#run-detail", Static).update(self.seeds.detail(group, expanded))
+            return
         info = self.current()
         if info is None:
             self.query_one("#run-detail", Static).update("")
@@ -166,10 +174,20 @@ class RunsScreen(Screen):
         path = self.current_path()
         if path is None:
             return
+        group = self.seeds.group(path)
+        if group is not None:  # a seed group: all its runs, or none
+            members = {str(r.path) for r in group.runs}
+            self.selected = self.selected - members if members <= self.selected else self.selected | members
+            self.refresh_runs()
+            return
         self.selected ^= {path}
         self.query_one(DataTable).update_cell(path, "run", self._cells(self.runs[path])[0])
 
     def action_open(self) -> None:
+        if self.seeds.group(self.current_path()) is not None:
+            self.seeds.toggle(self.current_path())  # a seed group unfolds into its runs, and folds back
+            self.refresh_runs()
+            return
         info = self.current()
         if info is None:
             return
@@ -231,6 +249,16 @@ class RunsScreen(Screen):
             self.notify("select two or more runs with space, then press c", severity="warning")
             return
         self.app.push_screen(CompareScreen([self.runs[p] for p in paths]))
+
+    def action_export(self) -> None:
+        from tui.screens.export import ExportScreen
+
+        group = self.seeds.group(self.current_path())
+        current = self.current()
+        paths = [p for p in self.runs if p in self.selected]
+        paths = paths or ([str(r.path) for r in group.runs] if group else [str(current.path)] if current else [])
+        if paths:
+            self.app.push_screen(ExportScreen([Path(p) for p in paths], self.runs_dir / "exports"))
 
     def action_delete(self) -> None:
         current = self.current()
