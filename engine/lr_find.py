@@ -29,9 +29,10 @@ import torch
 from torch import nn
 
 from engine.augment import BatchAugment, mixup
-from engine.config import PER_BATCH_SCHEDULES, Experiment
+from engine.config import Experiment
 from engine.data import DatasetUnusable, load_splits
 from engine.device import select_runtime
+from engine.lr_find_text import target_field
 from engine.models import build_model
 from engine.optim import build_optimizer, freeze_batchnorm_outside_head, phase_at, set_trainable
 from engine.step import TrainStep
@@ -65,14 +66,6 @@ class LRFinding:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-def target_field(exp: Experiment) -> str | None:
-    """Where a suggested lr goes: schedule.max_lr for the schedules that peak there (one-cycle,
-    cyclic), optim.lr otherwise; None when fine-tuning phases set their own lr."""
-    if exp.train.phases:
-        return None
-    return "schedule.max_lr" if exp.schedule.name in PER_BATCH_SCHEDULES else "optim.lr"
 
 
 def lr_at(i: int, n: int, start: float, end: float) -> float:

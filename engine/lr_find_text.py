@@ -1,14 +1,24 @@
-"""How the lr range test's result reads: the `suggested lr: …` line and the note under it, the same
-for the CLI and the console. No torch here."""
+"""How the lr range test's result reads: the `suggested lr: …` line, the notes under it, and the field
+the suggestion goes in; the same for the CLI and the console. No torch here."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from engine.config import PER_BATCH_SCHEDULES
+
 RULE_TEXT = {
     "valley": "valley rule: two thirds down the longest fall of the smoothed loss, as fastai",
     "steepest": "steepest rule: where the smoothed loss falls fastest against log lr",
 }
+
+
+def target_field(exp: Any) -> str | None:
+    """Where a suggested lr goes: schedule.max_lr for the schedules that peak there (one-cycle,
+    cyclic), optim.lr otherwise; None when fine-tuning phases set their own lr."""
+    if exp.train.phases:
+        return None
+    return "schedule.max_lr" if exp.schedule.name in PER_BATCH_SCHEDULES else "optim.lr"
 
 
 def suggestion_line(finding: dict[str, Any]) -> str:

@@ -100,13 +100,15 @@ def top_losses_grid(summary: dict[str, Any], width: int = 16) -> RenderableType:
     return Columns([top_loss_card(i, width) for i in items], padding=(0, 2))
 
 
-def mistakes_report(summary: dict[str, Any], with_warning: bool = True) -> RenderableType:
-    """Everything on what the run gets wrong, top to bottom (with_warning: the collapse warning first)."""
+def mistakes_report(summary: dict[str, Any], with_warning: bool = True, with_shares: bool = True) -> RenderableType:
+    """Everything on what the run gets wrong, top to bottom: the collapse warning (with_warning), the
+    classes predicted most (with_shares), the most confused pairs, the highest-loss images."""
     parts: list[RenderableType] = []
     if with_warning and summary.get("collapse_warning"):
         parts += [Text(summary["collapse_warning"], style="bold red"), Text("")]
     if summary.get("confusion"):
-        parts += [shares_line(summary), Text(""), confused_table(summary), Text("")]
+        parts += [shares_line(summary), Text("")] if with_shares else []
+        parts += [confused_table(summary), Text("")]
     parts += [
         Text("highest-loss test images: predicted class and probability, the true class, the loss", style="bold"),
         top_losses_grid(summary),

@@ -12,7 +12,8 @@ import torch
 from engine.cli import main
 from engine.config import apply_overrides
 from engine.data import describe
-from engine.lr_find import lr_at, lr_find, smooth, suggest, target_field
+from engine.lr_find import lr_at, lr_find, smooth, suggest
+from engine.lr_find_text import target_field
 from engine.models import build_model
 from engine.presets import find_preset
 from tests.tiny import tiny_experiment, tiny_sets

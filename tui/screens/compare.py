@@ -1,5 +1,6 @@
 """Several runs side by side: their curves overlaid on one chart (m steps through the metrics),
-and their configs, listing only the fields in which they differ."""
+and their configs, listing only the fields in which they differ. Runs of a seed group are drawn as
+the group's mean curve between the min and max of its runs (engine.seed_groups)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from textual.widgets import DataTable, Footer
 
 from engine.config import flatten
 from engine.runs import RunFolder, RunInfo
+from engine.seed_groups import band, seed_groups
 from tui.commands import ScreenActionsProvider
 from tui.run_view import short_id
 from tui.widgets.charts import MetricChart
@@ -62,6 +64,7 @@ class CompareScreen(Screen):
         self.metric_index = 0
         self.histories = {str(r.path): RunFolder(r.path).metrics() for r in runs}
         self.labels = {str(run.path): f"{i} {short_id(run.id)}"[:20] for i, run in enumerate(runs, 1)}
+        self.groups = seed_groups(runs)  # drawn as their mean curve in a min-max band, not run by run
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -95,7 +98,15 @@ class CompareScreen(Screen):
         chart.percent = key.endswith("acc")
         chart.log_y = key == "lr"
         chart.clear()
+        for g in self.groups:
+            b = band([self.histories[str(r.path)] for r in g.runs], key)
+            name = f"{g.runs[-1].preset or 'group'}"[:12] + f" ×{g.n} mean"
+            chart.set_series(name, b.epochs, b.mean)
+            chart.set_band(name, b.epochs, b.low, b.high)
+        grouped = {str(r.path) for g in self.groups for r in g.runs}
         for run in self.runs:
+            if str(run.path) in grouped:
+                continue
             rows = self.histories[str(run.path)]
             chart.set_series(self.labels[str(run.path)], [r["epoch"] for r in rows], [r.get(key) for r in rows])
         chart.redraw(force=True)

@@ -107,6 +107,7 @@ class EditScreen(Screen):
         Binding("ctrl+n", "save_as", "Save as"),
         Binding("ctrl+r", "reset", "Reset"),
         Binding("ctrl+t", "dry_run", "Dry run"),
+        Binding("ctrl+l", "lr_find", "LR finder"),  # the range test; enter writes its lr into the form
         Binding("ctrl+w", "sweep", "Sweep"),  # a sweep around the edited experiment (tui/screens/sweep_start.py)
         Binding("ctrl+f", "first_problem", "To problem", show=False),
         Binding(PREVIOUS_TAB_KEYS, "next_tab(-1)", "Previous tab", key_display="F7", group=TABS),
@@ -246,6 +247,26 @@ class EditScreen(Screen):
         self.query_one("#edit-title", Static).update(self._title())
         self.sub_title = f"edit {name}"
         self.form.rebase(saved.experiment)
+
+    def action_lr_find(self) -> None:
+        from engine.lr_find_text import target_field
+        from tui.screens.lr_find import LRFindScreen
+
+        exp = self.current_experiment()
+        if exp is None:
+            self.notify("Fix the problems first: the lr range test trains the valid experiment.", severity="error")
+            return
+        key = target_field(exp)
+
+        def use(lr: float | None) -> None:
+            if lr is None or key is None:
+                return
+            value = float(f"{lr:.3g}")
+            self.form.set_values({key: value})
+            self.form.show_field(key)
+            self.notify(f"{key} = {value:g}, from the lr range test", title="LR finder")
+
+        self.app.push_screen(LRFindScreen(exp, self.preset.name), use)
 
     def action_dry_run(self) -> None:
         exp = self.current_experiment()

@@ -12,6 +12,8 @@ so a fast engine never makes the interface stutter.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ from tui.run_state import FolderFeed, RunState, RunView
 from tui.run_view import latest_table, reference_line, status_text
 from tui.training import FolderRun
 from tui.widgets.charts import MetricChart
+from tui.widgets.device_panel import DevicePanel
 from tui.widgets.run_progress import RunProgress
 from tui.widgets.run_results import RunResults
 
@@ -49,6 +52,9 @@ class RunScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("r", "toggle_results", "Results"),
         Binding("l", "focus_log", "Log", show=False),
+        Binding("e", "smooth", "Smooth", show=False),  # cycles the EMA strength of the loss and accuracy curves
+        Binding("w", "most_wrong", "Wrong"),  # the results at what it gets most wrong (top losses)
+        Binding("y", "log_loss", "Log loss", show=False),
         Binding("b,escape", "back", "Back"),
     ]
 
@@ -114,6 +120,7 @@ class RunScreen(Screen):
         yield Static(id="run-status")
         yield Static(id="run-reference")
         yield RunProgress(self.model.epochs, id="run-progress")
+        yield DevicePanel(id="device-panel")
         with ContentSwitcher(initial="live", id="run-body"):
             with Vertical(id="live"):
                 with Horizontal(id="charts"):
@@ -164,6 +171,7 @@ class RunScreen(Screen):
             self.query_one("#run-status", Static).update(text)
             self.refresh_bindings()
         self.query_one(RunProgress).show(view, ended=self.model.ended)
+        self.query_one(DevicePanel).track(view.device, view.rows, self._trainer_pid())
         if view.epoch_version != self._drawn_epochs:
             self._drawn_epochs = view.epoch_version
             self.query_one("#latest", Static).update(latest_table(view.rows, view.images_per_sec), layout=False)
@@ -193,8 +201,9 @@ class RunScreen(Screen):
             # Per-batch points for the epochs seen live, per-epoch points before them (a resume).
             before = [r for r in rows if r["epoch"] <= batch_xs[0]]
             lr.set_series("lr", [r["epoch"] for r in before] + batch_xs, [r.get("lr") for r in before] + batch_ys)
-        else:
-            lr.set_series("lr", epochs, col("lr"))
+        else:  # per-epoch schedules: the epoch in progress runs at its lr from its first batch
+            live = view.live_loss[0] if view.progress is not None else []
+            lr.set_series("lr", epochs + live, col("lr") + ([view.progress.lr] * len(live) if live else []))
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -242,6 +251,39 @@ class RunScreen(Screen):
     def action_focus_log(self) -> None:
         self.query_one(ContentSwitcher).current = "live"
         self.query_one("#log", RichLog).focus()
+
+    def action_most_wrong(self) -> None:
+        self.query_one(ContentSwitcher).current = "results"
+        results = self.query_one(RunResults)
+        results.scroll_to_widget(results.query_one("#results-mistakes"), top=True, animate=False)
+
+    def action_smooth(self) -> None:
+        from tui.smoothing import next_strength
+
+        for key in ("#loss-chart", "#acc-chart"):
+            chart = self.query_one(key, MetricChart)
+            chart.set_smoothing(next_strength(chart.smoothing))
+            chart.redraw()
+
+    def action_log_loss(self) -> None:
+        chart = self.query_one("#loss-chart", MetricChart)
+        chart.set_log_y(not chart.log_forced)
+        chart.redraw()
+
+    def _trainer_pid(self):
+        """How to find the process training this run, when this console can sample it; None: it cannot."""
+        if self.model.ended:
+            return None
+        if self.feed is None:  # the console's own run: this process, once the trainer has started
+            return os.getpid if self.run is not None and self.model.started else None
+        if not self._live():
+            return None
+
+        def from_status() -> int | None:
+            st = self.feed.folder.status()
+            return st.get("pid") if st.get("host") in (None, socket.gethostname()) else None
+
+        return from_status
 
     def action_back(self) -> None:
         """Back to the screen underneath while the run goes on (the app dropped the editor when it started)."""

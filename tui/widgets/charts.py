@@ -1,5 +1,9 @@
 """Line charts of training curves on textual-plotext: loss, accuracy, learning rate, and the
-overlay of several runs.
+overlay of several runs (a seed group as its mean curve between its min and max).
+
+A chart can smooth its curves (an EMA of the strength in `smoothing`, tui/smoothing.py, applied to
+the whole series before thinning) and switch its y axis to a log scale (`log_y`); the run screen's
+keys set both.
 
 Building a plotext chart is the costly part (tens of milliseconds for a few hundred points), so a
 chart only keeps its series and a dirty flag; `redraw()` rebuilds it, with every series thinned to
@@ -16,6 +20,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
+from tui.smoothing import ema
 from tui.thinning import finite_points, thin
 
 # Distinct on dark and light themes, and in 256-colour tmux.
@@ -47,6 +52,7 @@ class MetricChart(PlotextPlot):
         *,
         percent: bool = False,
         log_y: bool = False,
+        smoothing: float = 0.0,
         xlabel: str = "epoch",
         id: str | None = None,
         classes: str | None = None,
@@ -55,8 +61,11 @@ class MetricChart(PlotextPlot):
         self.chart_title = title
         self.percent = percent
         self.log_y = log_y
+        self.smoothing = smoothing  # EMA weight, 0: off
+        self.log_forced = False  # the user asked for a log scale: not only when the values span 20x
         self.xlabel = xlabel
         self._series: dict[str, tuple[list[float], list[float]]] = {}
+        self._bands: dict[str, tuple[list[float], list[float], list[float]]] = {}  # name -> xs, low, high
         self._colors: dict[str, str] = {}
         self.dirty = True
         self.draws = 0  # how many times the chart was rebuilt: the tests and `bench --ui` read it
@@ -75,9 +84,29 @@ class MetricChart(PlotextPlot):
         if color is not None:
             self._colors[name] = color
 
+    def set_band(self, name: str, xs: Sequence[float], low: Sequence[float], high: Sequence[float]) -> None:
+        """The min-max band around the series `name` (a seed group's runs), drawn as two faint lines
+        in its colour."""
+        band = (list(xs), list(low), list(high))
+        if self._bands.get(name) != band:
+            self._bands[name] = band
+            self.dirty = True
+
+    def set_smoothing(self, weight: float) -> None:
+        if weight != self.smoothing:
+            self.smoothing = weight
+            self.dirty = True
+
+    def set_log_y(self, on: bool) -> None:
+        """The user's log scale: on whenever every value is positive (else the axis stays linear)."""
+        if on != self.log_forced:
+            self.log_y = self.log_forced = on
+            self.dirty = True
+
     def clear(self) -> None:
-        if self._series:
+        if self._series or self._bands:
             self._series.clear()
+            self._bands.clear()
             self.dirty = True
 
     def series(self, name: str) -> tuple[list[float], list[float]]:
@@ -103,7 +132,9 @@ class MetricChart(PlotextPlot):
         self.draws += 1
         plt = self.plt
         plt.clear_figure()
-        plt.title(self.chart_title)
+        marks = [f"EMA {self.smoothing:g}"] if self.smoothing else []
+        marks += ["log"] if self.log_forced else []
+        plt.title(self.chart_title + (f" ({', '.join(marks)})" if marks else ""))
         plt.xlabel(self.xlabel)
         # About one point per column: more cannot be seen and only slows the build.
         budget = max(self.size.width - 8, 16)
@@ -113,10 +144,18 @@ class MetricChart(PlotextPlot):
         for i, (name, (xs, ys)) in enumerate(self._series.items()):
             if not xs:
                 continue
-            tx, ty = thin(xs, ys, budget)
+            color = self._colors.get(name, SERIES_COLORS[i % len(SERIES_COLORS)])
+            if name in self._bands:
+                bx, low, high = self._bands[name]
+                for edge in (low, high):
+                    ex, ey = thin(bx, edge, budget)
+                    ey = [y * 100 for y in ey] if self.percent else ey
+                    if len(ex) > 1:
+                        plt.plot(ex, ey, color=color, marker="dot")
+                    all_y.extend(ey)
+            tx, ty = thin(xs, ema(ys, self.smoothing) if self.smoothing else ys, budget)
             if self.percent:
                 ty = [y * 100 for y in ty]
-            color = self._colors.get(name, SERIES_COLORS[i % len(SERIES_COLORS)])
             if len(tx) == 1:
                 plt.scatter(tx, ty, label=name, color=color, marker="dot")
             else:
@@ -128,7 +167,7 @@ class MetricChart(PlotextPlot):
             ticks = whole_ticks(min(all_x), max(all_x), max(self.size.width // 6, 2))
             if ticks:
                 plt.xticks(ticks, [str(t) for t in ticks])
-        if self.log_y and drawn and min(all_y) > 0 and max(all_y) / min(all_y) > 20:
+        if self.log_y and drawn and min(all_y) > 0 and (self.log_forced or max(all_y) / min(all_y) > 20):
             plt.yscale("log")
         if self.percent and drawn:
             plt.ylim(max(min(all_y) - 5, 0), min(max(all_y) + 5, 100))

@@ -1,5 +1,6 @@
 """What a finished run's test set says: the headline figures, a collapse warning, per-class
-accuracy, the confusion matrix and predicted examples, read from the run's summary.json.
+accuracy, the confusion matrix, what it gets most wrong (the classes it predicts most, the most
+confused pairs, the highest-loss test images) and predicted examples, read from the run's summary.json.
 
 Report 002's Adam run predicted one label for every image and its overall accuracy hid it; the
 per-class table and the collapse warning (in red) make such a run visible at a glance. The tables
@@ -56,13 +57,16 @@ class RunResults(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("No results yet: they appear when the run finishes.", id="results-headline")
         yield Static("", id="collapse-warning")
+        yield Static("", id="results-shares")
         yield Static("", id="results-per-class")
         yield Static("", id="results-confusion")
+        yield Static("", id="results-mistakes")
         yield Static("", id="results-examples")
 
     def show_summary(self, summary: dict[str, Any]) -> None:
         # Imported here: engine.show pulls in numpy, which the console's first screen does not need.
         from engine.show import confusion_table, examples_grid, per_class_table
+        from engine.top_losses_view import mistakes_report, shares_line
 
         self.query_one("#results-headline", Static).update(headline(summary))
         warning = self.query_one("#collapse-warning", Static)
@@ -73,8 +77,10 @@ class RunResults(VerticalScroll):
             warning.display = False
         has_test = bool(summary.get("confusion"))
         for wid, renderable in (
+            ("#results-shares", shares_line(summary) if has_test else None),  # a one-label collapse, at a glance
             ("#results-per-class", per_class_table(summary) if summary.get("per_class_acc") else None),
             ("#results-confusion", confusion_table(summary) if has_test else None),
+            ("#results-mistakes", mistakes_report(summary, False, False) if has_test else None),
             ("#results-examples", examples_grid(summary) if summary.get("examples") else None),
         ):
             static = self.query_one(wid, Static)

@@ -1,0 +1,88 @@
+"""The run screen's device panel: one line with the device and what it is doing, sampled every two
+seconds from engine.device_stats while the run trains in a process this console can see (its own,
+or another on this machine, by the pid in status.json); otherwise the device the run used and the
+peak memory its metrics recorded. A missing optional library is a dim note, never an error."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.widgets import Static
+
+SAMPLE_EVERY_S = 2.0
+
+
+def recorded_text(device: str, rows: list[dict[str, Any]]) -> Text:
+    """What the folder says: the device, and the highest peak memory of its epochs."""
+    text = Text(device or "device not known yet")
+    peaks = [r["peak_memory_mb"] for r in rows if isinstance(r.get("peak_memory_mb"), (int, float))]
+    if peaks:
+        text.append(f" · peak memory {max(peaks):.0f} MB", style="")
+    return text
+
+
+class DevicePanel(Static):
+    """`follow(device, pid)` samples that process on that device; `stop()` goes back to the record."""
+
+    DEFAULT_CSS = """
+    DevicePanel {
+        height: 1;
+        padding: 0 1;
+        color: $text-muted;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.monitor = None
+        self.device = ""
+        self.rows: list[dict[str, Any]] = []
+        self.samples = 0  # what the tests wait for
+
+    def on_mount(self) -> None:
+        self.set_interval(SAMPLE_EVERY_S, self.sample)
+
+    def follow(self, device: str, pid: int | None) -> None:
+        """Sample the process `pid` training on `device` (the engine's device string)."""
+        from engine.device_stats import DeviceMonitor  # /proc and the stdlib; torch only for CUDA
+
+        self.device = device
+        self.monitor = DeviceMonitor(device.split(" · ")[0], pid)
+        self.sample()
+
+    def track(self, device: str, rows: list[dict[str, Any]], pid: Callable[[], int | None] | None) -> None:
+        """Follow the training process while `pid` is given (asked for it once), else show the record."""
+        self.rows = rows
+        if pid is None or not device:
+            if self.monitor is not None:
+                self.monitor = None
+            self.show_record(device, rows)
+            return
+        if self.monitor is None:
+            which = pid()
+            if which is None:
+                self.show_record(device, rows)
+                return
+            self.follow(device, which)
+
+    def stop(self) -> None:
+        self.monitor = None
+        self.show_record(self.device, self.rows)
+
+    def show_record(self, device: str, rows: list[dict[str, Any]]) -> None:
+        self.device, self.rows = device, rows
+        if self.monitor is None:
+            self.update(recorded_text(device, rows))
+
+    def sample(self) -> None:
+        if self.monitor is None:
+            return
+        from engine.device_stats import panel_text
+
+        s = self.monitor.sample()
+        self.samples += 1
+        text = Text(panel_text(s))
+        if s.note:
+            text.append(f" · {s.note}", style="dim italic")
+        self.update(text)
