@@ -26,6 +26,7 @@ from typing import Any, Callable
 from engine import study as st
 from engine.config import ConfigError, apply_overrides
 from engine.events import EpochFinished, Event, Listener, RunHandle, RunStarted
+from engine.run_lock import RunLocked
 from engine.runs import RunFolder, atomic_write_text
 from engine.sweep import Sweep, trial_row
 
@@ -180,7 +181,14 @@ class Worker:
         watch.start()
         try:
             if folder is not None:  # a slot started before (stopped, or its worker died): continue it
-                result = resume_run(folder, listener=listener, handle=run_handle)
+                try:
+                    result = resume_run(folder, listener=listener, handle=run_handle)
+                except RunLocked:
+                    # Its old worker was judged dead but still trains it (silent past the grace period):
+                    # it learns it was taken over at its next heartbeat and lets go. Queue the slot again.
+                    st.requeue(self.ss, trial.number)
+                    self._idle(watch.beat_every)
+                    return "locked"
             else:
                 result = run_experiment(
                     exp,
