@@ -44,12 +44,14 @@ class LRFindScreen(Screen[float | None]):
         Binding("escape", "cancel", "Back"),
     ]
 
-    def __init__(self, exp: Any, title: str = "", batches: int = 100) -> None:
+    def __init__(self, exp: Any, title: str = "", batches: int = 100, finding: dict[str, Any] | None = None) -> None:
+        """`finding`: a range test already run (LRFinding.as_dict()), shown without running another."""
         super().__init__()
         self.exp = exp
         self.title_text = title
         self.batches = batches
         self.finding: dict[str, Any] | None = None
+        self._given = finding
         self.error = ""
         self._cancel = threading.Event()
         self._lrs: list[float] = []  # appended by the worker thread as batches finish
@@ -69,6 +71,9 @@ class LRFindScreen(Screen[float | None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self._given is not None:
+            self._finished(self._given)
+            return
         self.set_interval(DRAW_EVERY_S, self._draw_progress)
         self._run()
 

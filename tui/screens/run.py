@@ -255,7 +255,10 @@ class RunScreen(Screen):
     def action_most_wrong(self) -> None:
         self.query_one(ContentSwitcher).current = "results"
         results = self.query_one(RunResults)
-        results.scroll_to_widget(results.query_one("#results-mistakes"), top=True, animate=False)
+        # After the switch has laid the results out: before it, the section has no place to scroll to.
+        self.call_after_refresh(
+            results.scroll_to_widget, results.query_one("#results-mistakes"), top=True, animate=False
+        )
 
     def action_smooth(self) -> None:
         from tui.smoothing import next_strength
