@@ -236,3 +236,29 @@ def test_stopping_the_sweep_stops_every_worker_and_resume_carries_on(tmp_path, c
     ]
     for r in stopped:  # continued in their own folders
         assert sweep.trial_folder(r["trial"]).name == r["run"]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["shapes-demo", "--grid", "optim.lr=0.1", "--workers", "0"], ["--workers", "at least 1"]),
+        (["shapes-demo", "--grid", "optim.lr=0.1", "--workers", "many"], ["--workers", "many"]),
+        (["shapes-demo", "--grid", "optim.lr=0.1", "--sampler", "tpe"], ["tpe", "--random"]),
+        (
+            ["shapes-demo", "--grid", "optim.lr=0.1", "--storage", "postgresql+psycopg://nobody@127.0.0.1:1/none"],
+            ["cannot open the database", "127.0.0.1:1"],
+        ),
+        (["shapes-demo", "--grid", "optim.lr=0.1", "--storage", "nosuchdb://x"], ["--storage", "nosuchdb"]),
+        (["--join", "no-such-folder"], ["not a sweep folder"]),
+        (["--join"], ["--storage", "--study"]),
+        (["--join", "--storage", "sqlite:///{tmp}/x.db", "--study", "nope"], ["no such study", "nope"]),
+    ],
+)
+def test_sweep_cli_errors_name_what_is_wrong(tmp_path, capsys, argv, words):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = main(["sweep", *argv, "--runs-dir", str(tmp_path / "runs")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2, err
+    for w in words:
+        assert w in err, err
+    assert "Traceback" not in err and not (tmp_path / "runs").exists()
