@@ -133,6 +133,31 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
     return state
 
 
+def load_training_state(path: Path, map_location: Any = "cpu") -> dict:
+    """A run's checkpoint (training_state's dict) loaded and its shape checked before any of it is
+    used: a foreign or damaged dict is a CheckpointError naming the file, not a KeyError later."""
+    state = load_checkpoint(path, map_location)
+    problem = training_state_problem(state)
+    if problem:
+        raise CheckpointError(f"{path} is not a cnnlab training checkpoint: {problem}")
+    return state
+
+
+def training_state_problem(state: dict) -> str | None:
+    """What is wrong with the shape of a training_state dict (None: nothing)."""
+    for key in ("model", "optimizer", "scheduler", "rng"):
+        if not isinstance(state.get(key), dict):
+            return f"its {key} is missing" if key not in state else f"its {key} is not a table of states"
+    epoch, phase, best = state.get("epoch"), state.get("phase", 0), state.get("best")
+    if type(epoch) is not int or epoch < 0:
+        return f"its epoch count is {epoch!r}"
+    if type(phase) is not int:
+        return f"its phase is {phase!r}"
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        return f"its best score is {best!r}"
+    return None
+
+
 def training_state(model, optimizer, schedule, scaler, *, epoch: int, phase: int, best: float | None) -> dict:
     """What a run's checkpoint holds after `epoch` epochs: the model, optimizer, schedule and scaler
     states, the phase it was in, the best score so far and every RNG state."""

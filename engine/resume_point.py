@@ -77,7 +77,7 @@ def resume_point(checkpoints: Path, rows: list[dict[str, Any]], device: torch.de
     last.pt that does not read (nothing sound to continue from)."""
     notes = [f"removed {name}, left by a write that a kill cut short" for name in remove_stray_temporaries(checkpoints)]
     last_path = checkpoints / "last.pt"
-    last = ckpt.load_checkpoint(last_path, "cpu") if last_path.exists() else None
+    last = ckpt.load_training_state(last_path, "cpu") if last_path.exists() else None
     done = int(last["epoch"]) if last else 0
     point = ResumePoint(last, notes=notes)
     _take_position(checkpoints / POSITION_FILE, done, device, train_size, point)

@@ -68,6 +68,14 @@ def _clean(doc: dict[str, Any], checks: dict[str, Callable[[Any], bool]], what: 
     return out, problems
 
 
+def _kind(value: Any) -> str:
+    """A JSON value's kind in JSON's words, not Python's."""
+    for kind, words in ((bool, "true or false"), (dict, "an object"), (list, "a list"), (str, "text")):
+        if isinstance(value, kind):
+            return words
+    return "null" if value is None else "a number"
+
+
 def _shown(value: Any) -> str:
     text = json.dumps(value, allow_nan=True, default=str) if not isinstance(value, float) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -113,7 +121,7 @@ def read_status(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     if doc is None:
         return None, []
     if not isinstance(doc, dict):
-        return None, [f"status.json holds a {type(doc).__name__}, not the run's status"]
+        return None, [f"status.json holds {_kind(doc)}, not the run's status"]
     status, problems = _clean(doc, STATUS_CHECKS, "status.json")
     if "state" not in status and "state" not in doc:
         problems.append("status.json has no state")
@@ -130,7 +138,7 @@ def clean_metric_row(row: Any, where: str) -> tuple[dict[str, Any] | None, list[
     """One epoch's line with its figures checked: a bad figure is left out (None), a line without a
     usable epoch number is dropped."""
     if not isinstance(row, dict):
-        return None, [f"{where} holds a {type(row).__name__}, not an epoch's figures"]
+        return None, [f"{where} holds {_kind(row)}, not an epoch's figures"]
     epoch = row.get("epoch")
     if not is_count(epoch, 1) or epoch > MAX_EPOCH:
         return None, [f"{where}: epoch is {_shown(epoch)}, not an epoch number"]
@@ -224,7 +232,7 @@ def read_summary(path: Path) -> tuple[dict[str, Any], list[str]]:
     if doc is None:
         return {}, []
     if not isinstance(doc, dict):
-        return {}, [f"summary.json holds a {type(doc).__name__}, not the run's figures"]
+        return {}, [f"summary.json holds {_kind(doc)}, not the run's figures"]
     summary, problems = _clean(doc, SUMMARY_CHECKS, "summary.json")
     n = len(summary.get("confusion") or [])
     for key in ("class_names", "per_class_acc"):

@@ -108,6 +108,8 @@ def os_error_text(err: OSError) -> str:
     if err.errno in (errno.EACCES, errno.EPERM):
         return f"permission denied: {where or 'the path'}"
     if err.errno == errno.ENOTDIR:
+        if where and os.path.isfile(where):
+            return f"{where} is a file, not a folder"
         return f"{where}: part of this path is a file, not a folder"
     if err.errno == errno.EEXIST:
         return f"{where} already exists and is not a folder"
@@ -122,7 +124,7 @@ def ensure_runs_dir(runs_dir: Path) -> Path:
     """The runs folder, made if missing; an OSError worded by os_error_text's caller when it cannot be."""
     runs_dir = Path(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"the runs folder {runs_dir} is a file", str(runs_dir))
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(runs_dir))
     runs_dir.mkdir(parents=True, exist_ok=True)
     return runs_dir
 

@@ -240,6 +240,7 @@ def _mutate(name: str, good: bytes, key: str, value) -> bytes:
 @example(name="metrics.jsonl", content=b'{"epoch": 1e999}\n', cut=400, mutate=None)
 @example(name="summary.json", content=b"", cut=400, mutate=("confusion", [[1, 2]]))
 @example(name="config.toml", content=b"[train\n", cut=400, mutate=None)
+@example(name="metrics.jsonl", content=b"null", cut=4, mutate=None)  # found by this test: "holds a NoneType"
 def test_a_damaged_run_never_hides_the_good_ones(name, content, cut, mutate, capsys, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     good = finished_run(runs, "good")
@@ -336,6 +337,7 @@ checkpoint_bytes = st.one_of(
 @example(which="last.pt", damage="cut", cut=1000)
 @example(which="last.pt", damage="exploit", cut=0)
 @example(which="best.pt", damage="wrong-types", cut=0)
+@example(which="last.pt", damage="wrong-keys", cut=0)  # found by this test: KeyError 'epoch' in the resume
 def test_a_damaged_checkpoint_is_refused_and_runs_nothing(which, damage, cut, stopped_run, capsys, tmp_path_factory):
     import pickle
 
