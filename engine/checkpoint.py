@@ -185,20 +185,6 @@ class Restored:
     scheduler: dict
 
 
-def restore(path: Path, model, scaler, device: Any) -> Restored | None:
-    """Load the model, scaler and RNG states of a training_state checkpoint in place (None: there is
-    no checkpoint yet)."""
-    if not Path(path).exists():
-        return None
-    state = load_checkpoint(path, device)
-    model.load_state_dict(state["model"])
-    if state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    set_rng_state(state["rng"])
-    phase = max(int(state.get("phase", 0)), 0)
-    return Restored(int(state["epoch"]), state.get("best"), phase, state["optimizer"], state["scheduler"])
-
-
 def _first_line(err: BaseException) -> str:
     # torch's zip-reader messages run on with advice: the first sentence is the fact.
     text = str(err).strip()
