@@ -134,7 +134,7 @@ async def test_picker_lists_builtin_and_user_presets_and_reports_a_broken_file(a
         assert isinstance(pick, PickScreen)
         assert sorted(row_names(pick)) == sorted(builtin + ["my-shapes"])
         cells = pick.table.get_row("my-shapes")
-        assert str(cells[0]).startswith("★") and cells[1:4] == ["simplecnn", "shapes", "001"]
+        assert str(cells[0]).startswith("★") and [str(c) for c in cells[1:4]] == ["simplecnn", "shapes", "001"]
         assert str(cells[4]) == "45.9% val @15"
         problems = str(pick.query_one("#problems").render())
         assert "broken.toml" in problems and "optim.lr" in problems

@@ -21,10 +21,10 @@ from textual.widgets import DataTable, Footer, Static
 from engine.formatting import STATE_STYLES, pct
 from engine.presets import Preset, find_preset
 from engine.runs import RunFolder, RunInfo, list_runs
-from tui import run_control
 from tui.commands import ScreenActionsProvider
 from tui.messages import StartRun
 from tui.run_view import short_id, started_text
+from tui.screens import run_control
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.run import RunScreen
@@ -43,7 +43,7 @@ class RunsScreen(Screen):
         Binding("space", "toggle_select", "Select"),
         Binding("c", "compare", "Compare"),
         Binding("R", "resume", "Resume", key_display="R"),
-        Binding("p", "pause", "Pause/continue"),  # any running run, whoever trains it (tui/run_control.py)
+        Binding("p", "pause", "Pause/continue"),  # any running run, whoever trains it (tui/screens/run_control.py)
         Binding("s", "stop", "Stop"),
         Binding("E", "extend", "Train on", key_display="E"),  # a finished run, to more epochs
         Binding("d", "delete", "Delete"),
