@@ -30,11 +30,6 @@ class ResumePoint:
     position: Position | None = None  # set when the state is a place inside an epoch
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def epoch(self) -> int:
-        """Epochs done."""
-        return int(self.state["epoch"]) if self.state else 0
-
 
 def score(row: dict[str, Any]) -> float | None:
     """What `best` ranks epochs by: the validation accuracy, else the training accuracy."""
@@ -84,6 +79,24 @@ def resume_point(checkpoints: Path, rows: list[dict[str, Any]], device: torch.de
     if last is not None:
         _check_best(checkpoints, [r for r in rows if int(r["epoch"]) <= done], last, notes)
     return point
+
+
+def restore(point: ResumePoint, model, scaler, checkpoints: Path) -> ckpt.Restored | None:
+    """Load the point's model, scaler and RNG states in place; the optimizer and schedule states wait in
+    the result for the phase they belong to. CheckpointError if the state does not fit this run."""
+    state = point.state
+    if state is None:
+        return None
+    try:
+        model.load_state_dict(state["model"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        phase = max(int(state.get("phase", 0)), 0)
+        return ckpt.Restored(int(state["epoch"]), state.get("best"), phase, state["optimizer"], state["scheduler"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        which = POSITION_FILE if point.position is not None else "last.pt"
+        raise ckpt.CheckpointError(f"{checkpoints / which} is not this run's checkpoint ({err})") from None
 
 
 def _take_position(path: Path, done: int, device: torch.device, train_size: int, point: ResumePoint) -> None:

@@ -51,9 +51,10 @@ from engine.live_status import LiveStatus
 from engine.models import WeightsUnavailable, build_model, count_parameters
 from engine.optim import LRSchedule, build_optimizer, freeze_batchnorm_outside_head, phase_at, set_trainable
 from engine.position import POSITION_FILE, Position
-from engine.predict import predict, score_test
-from engine.resume_point import best_epoch, resume_point
+from engine.predict import predict
+from engine.resume_point import restore, resume_point
 from engine.run_lock import RunLock
+from engine.run_summary import summarise
 from engine.runs import RunFolder, os_error_text
 from engine.steering import STOP, Steering
 from engine.step import TrainStep
@@ -288,27 +289,12 @@ class _Training:
         self._started(history)
 
     def _restore(self) -> ckpt.Restored | None:
-        """Load what resume_point chose into the model, the scaler and the RNGs; the optimizer and
-        schedule states wait in the result for the phase they belong to."""
+        """What resume_point chose, loaded into the model, the scaler and the RNGs (engine.resume_point)."""
         n = len(self.splits.train.labels)
         point = resume_point(self.folder.checkpoints, self.folder.metrics(), self.rt.device, n)
         for note in point.notes:
             self.emit(LogMessage(note, "warning"))
-        state = point.state
-        if state is None:
-            return None
-        try:
-            self.model.load_state_dict(state["model"])
-            if state.get("scaler"):
-                self.scaler.load_state_dict(state["scaler"])
-            ckpt.set_rng_state(state["rng"])
-            phase = max(int(state.get("phase", 0)), 0)
-            saved = ckpt.Restored(int(state["epoch"]), state.get("best"), phase, state["optimizer"], state["scheduler"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            which = POSITION_FILE if point.position is not None else "last.pt"
-            raise ckpt.CheckpointError(
-                f"{self.folder.checkpoints / which} is not this run's checkpoint ({err})"
-            ) from None
+        saved = restore(point, self.model, self.scaler, self.folder.checkpoints)
         self.position = point.position
         return saved
 
@@ -506,44 +492,11 @@ class _Training:
         return False
 
     def _finish(self) -> RunResult:
-        """summary.json: the best epoch, the last epoch's figures, the test set's on the best checkpoint."""
-        rows, splits = self.folder.metrics(), self.splits
-        vals = [(r["val_acc"], r["epoch"]) for r in rows if r.get("val_acc") is not None]
+        """summary.json (engine.run_summary), then the end."""
         seconds = time.perf_counter() - self.run_t0
-        summary: dict[str, Any] = {
-            "epochs_done": len(rows),
-            "seconds": round(seconds, 1),
-            "class_names": list(splits.class_names),
-        }
-        if vals:
-            # The first epoch with the highest accuracy: best.pt is written on a strict improvement only.
-            best_acc = max(v for v, _ in vals)
-            summary.update(best_val_acc=best_acc, best_epoch=next(e for v, e in vals if v == best_acc))
-        if rows:
-            summary["final"] = {k: rows[-1].get(k) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
-        if splits.test is not None:
-            summary.update(self._test(vals, len(rows)))
-        self.folder.write_summary(summary)
+        parts = self.folder, self.splits, self.model, self.augment, self.rt
+        summary = summarise(*parts, seconds=seconds, warn=lambda text: self.emit(LogMessage(text, "warning")))
         return self._end(RunFinished(summary), summary)
-
-    def _test(self, vals: list[tuple[float, int]], epochs_done: int) -> dict[str, Any]:
-        """The test figures, on best.pt when it holds the best epoch metrics.jsonl names, else on the
-        weights in memory (the last epoch's); either way they say which weights and which epoch."""
-        which, epoch = "last", epochs_done
-        best_path = self.folder.checkpoints / "best.pt"
-        wanted = best_epoch(self.folder.metrics()) if vals else None
-        if wanted is not None and best_path.exists():
-            best = ckpt.load_checkpoint(best_path, self.rt.device)
-            if int(best.get("epoch", -1)) == wanted:
-                self.model.load_state_dict(best["model"])
-                which, epoch = "best", wanted
-            else:
-                held = best.get("epoch")
-                self.emit(
-                    LogMessage(f"best.pt holds epoch {held}, not the best epoch {wanted}: tested on last", "warning")
-                )
-        figures = score_test(self.model, self.splits, self.augment, self.rt)
-        return {**figures, "test_checkpoint": which, "checkpoint_epoch": epoch}
 
 
 def _epochs_since_best(history: list[dict], best: float | None) -> int:
