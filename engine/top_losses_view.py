@@ -52,13 +52,13 @@ def confused_table(summary: dict[str, Any], n: int = PAIRS) -> RenderableType:
     pairs = confused_pairs(confusion, names, n)
     if not pairs:
         return Text("no mistakes on the test set", style="green")
-    table = Table(title="most confused (true → predicted)", box=None, pad_edge=False, title_justify="left")
+    table = Table(box=None, pad_edge=False)
     table.add_column("true", no_wrap=True)
     table.add_column("predicted as", no_wrap=True)
     table.add_column("images", justify="right")
     for t, p, count in pairs:
         table.add_row(Text(t), Text(p), str(count))
-    return table
+    return Group(Text("most confused (true → predicted)", style="italic"), table)  # a title that never wraps
 
 
 def half_blocks(png_b64: str, width: int) -> Text:

@@ -52,6 +52,7 @@ class LRFindScreen(Screen[float | None]):
         self.batches = batches
         self.finding: dict[str, Any] | None = None
         self._given = finding
+        self._left = False  # dismissed: what the worker finishes afterwards is not drawn
         self.error = ""
         self._cancel = threading.Event()
         self._lrs: list[float] = []  # appended by the worker thread as batches finish
@@ -105,7 +106,7 @@ class LRFindScreen(Screen[float | None]):
 
     def _finished(self, finding: dict[str, Any]) -> None:
         self.finding = finding
-        if not self.is_mounted:  # left with escape while the last batch ran
+        if self._left:  # left with escape while the last batch ran
             return
         self.query_one(ProgressBar).update(total=max(len(finding["lrs"]), 1), progress=len(finding["lrs"]))
         self.query_one(LRCurve).show(finding)
@@ -121,7 +122,7 @@ class LRFindScreen(Screen[float | None]):
 
     def _failed(self, message: str) -> None:
         self.error = message
-        if not self.is_mounted:
+        if self._left:
             return
         self.query_one("#lrf-result", Static).update(Text(f"the lr range test cannot run: {message}", style="bold red"))
         self.refresh_bindings()
@@ -134,8 +135,10 @@ class LRFindScreen(Screen[float | None]):
 
     def action_use(self) -> None:
         if self.check_action("use", ()) is True:
+            self._left = True
             self.dismiss(self.finding["suggestion"])
 
     def action_cancel(self) -> None:
         self._cancel.set()  # a test still running stops at its next batch
+        self._left = True
         self.dismiss(None)
