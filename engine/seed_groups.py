@@ -13,7 +13,6 @@ import hashlib
 import json
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from engine.config_doc import flatten_doc
@@ -144,11 +143,3 @@ def band(histories: list[list[dict[str, Any]]], key: str) -> Band:
         [min(values[e]) for e in epochs],
         [max(values[e]) for e in epochs],
     )
-
-
-def group_of(path: Path, runs: list[RunInfo]) -> SeedGroup | None:
-    """The group the run at `path` belongs to, if any."""
-    for g in seed_groups(runs):
-        if any(Path(r.path) == Path(path) for r in g.runs):
-            return g
-    return None

@@ -23,7 +23,7 @@ def recorded_text(device: str, rows: list[dict[str, Any]]) -> Text:
 
 
 class DevicePanel(Static):
-    """`follow(device, pid)` samples that process on that device; `stop()` goes back to the record."""
+    """`track(device, rows, pid)` samples the training process while there is one, else shows the record."""
 
     DEFAULT_CSS = """
     DevicePanel {
@@ -65,10 +65,6 @@ class DevicePanel(Static):
                 self.show_record(device, rows)
                 return
             self.follow(device, which)
-
-    def stop(self) -> None:
-        self.monitor = None
-        self.show_record(self.device, self.rows)
 
     def show_record(self, device: str, rows: list[dict[str, Any]]) -> None:
         self.device, self.rows = device, rows
