@@ -383,15 +383,24 @@ class TrainConfig(Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
         title="Precision",
-        description="auto: bf16 autocast where the device supports it (fp16 with a scaler on older GPUs), else fp32.",
+        description="auto: the fastest of fp32, bf16 and fp16 (with its scaler) where the device has them, "
+        "measured on this run's model and batch at its start and kept per machine.",
     )
     channels_last: Literal["auto", "on", "off"] = Field(
         "auto",
         title="Channels last",
-        description="Memory layout of images and conv weights (auto: on where it is faster).",
+        description="Memory layout of images and conv weights (auto: on or off, whichever measures faster).",
     )
     compile: bool = Field(
         False, title="torch.compile", description="Compile the model first (slow start, faster steps on GPUs)."
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        title="CPU threads",
+        description="Threads of the CPU's compute pool (empty: this run's share of the cores, split evenly "
+        "with the other cnnlab trainings running on the machine).",
     )
     early_stop: int | None = Field(
         None,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine import autotune
 from engine import checkpoint as ckpt
 from engine.augment import BatchAugment, mixup
 from engine.config import ConfigError, Experiment
@@ -58,6 +59,8 @@ from engine.run_summary import summarise
 from engine.runs import RunFolder, os_error_text
 from engine.steering import STOP, Steering
 from engine.step import TrainStep
+from engine.threads import CoreShare
+from engine.threads import words as cores_words
 
 PROGRESS_EVERY_S = 0.25  # batch events: a few per second, whatever the batch rate
 
@@ -166,15 +169,24 @@ class _Training:
     def run(self) -> RunResult:
         lock = RunLock(self.folder.path)
         lock.acquire()  # RunLocked while another process trains it: nothing written
+        self.cores = CoreShare(self.exp.train.threads, on_change=self._cores_changed)
         try:
             self.fresh = self.folder.status().get("state") == "created"  # made for a detached process to start
             self.status.write("running", "starting")
             self.status.start_heartbeat()
             self.steer.begin(time.time_ns())
+            self.cores.start()  # this thread's pool: its share of the cores, resized between batches
             return self._run()
         finally:
+            self.cores.close()
             self.status.stop_heartbeat()
             lock.release()
+
+    def _cores_changed(self, threads: int, trainings: int) -> None:
+        with self.status.lock:
+            self.status.write(self.status.state, threads=threads, trainings_sharing=trainings)
+        if trainings > 1 or self.cores.fixed or self.cores.resizes > 1:  # alone at its start: nothing to say
+            self.emit(LogMessage(cores_words(threads, trainings, self.cores.cores, bool(self.cores.fixed))))
 
     def _run(self) -> RunResult:
         self.epoch = 0  # where a stop or a divergence ends the run
@@ -265,6 +277,8 @@ class _Training:
             )
         images = splits.train.images
         self.model = build_model(exp.model, splits.num_classes, images.shape[-1], images.shape[1])
+        # auto precision or layout: measured on copies of this model (engine.autotune), or as kept.
+        self.rt = rt = self._settle(rt, tuple(images.shape[1:]), splits.num_classes)
         self.model = self.model.to(rt.device, memory_format=rt.memory_format)
         self.augment = BatchAugment(exp.augment, splits.mean, splits.std)
         self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_scaler)
@@ -288,6 +302,12 @@ class _Training:
         self.run_t0 = time.perf_counter()
         self._started(history)
 
+    def _settle(self, rule, shape: tuple[int, ...], classes: int):
+        rt, self.tuning = autotune.settle(self.exp, rule, self.model, shape, classes)
+        if self.tuning is not None:
+            self.emit(LogMessage(autotune.words(self.tuning)))
+        return rt
+
     def _restore(self) -> ckpt.Restored | None:
         """What resume_point chose, loaded into the model, the scaler and the RNGs (engine.resume_point)."""
         n = len(self.splits.train.labels)
@@ -308,6 +328,7 @@ class _Training:
             precision=rt.precision,
             channels_last=rt.channels_last,
             params=params,
+            autotune=self.tuning,
         )
         self.emit(
             RunStarted(
@@ -394,6 +415,7 @@ class _Training:
                 if action == STOP:
                     self.stopped_at = (epoch, step)
                     raise _StopRequested
+            self.cores.tick()
             lr = self.schedule.lr(local, step)
             for group in self.step.optimizer.param_groups:
                 group["lr"] = lr

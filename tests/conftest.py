@@ -48,6 +48,10 @@ def _isolated_runs(tmp_path, monkeypatch):
     """Every test gets its own runs folder and data cache; nothing reads ./runs or $HOME."""
     monkeypatch.setenv("CNNLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    # auto precision and layout by the rule, unmeasured: a probe per run would cost seconds
+    # (tests/test_autotune.py turns the probe on and gives it its own cache folder).
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cnnlab-cache"))
+    monkeypatch.setenv("CNNLAB_AUTOTUNE", "off")
     yield
 
 

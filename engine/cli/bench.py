@@ -57,6 +57,11 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     sp.add_argument(
+        "--forget",
+        action="store_true",
+        help="forget the precision and layout `auto` measured on this machine; the next runs measure again",
+    )
+    sp.add_argument(
         "--ui",
         action="store_true",
         help="measure the console instead (start-up, event-loop lateness, chart cost): `cnnlab bench --ui`",
@@ -71,6 +76,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.ui:
         raise UsageError(UI_BENCH_ELSEWHERE)
+    if args.forget:
+        return forget()
     for flag in ("batch", "repeats", "steps", "threads"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -112,4 +119,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         out.print(render(result))
+    return EXIT_OK
+
+
+def forget() -> int:
+    from engine import autotune
+
+    n = autotune.forget()
+    where = autotune.cache_path()
+    if n:
+        out.print(f"forgot {n} measured choice{'s' if n != 1 else ''} of auto precision and layout ({where})")
+    else:
+        out.print(f"nothing to forget: no measured choice is kept ({where})")
     return EXIT_OK
