@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from engine import study as st
 from engine.config import Experiment
@@ -113,8 +113,10 @@ def run_sweep(
     listener: Listener | None = None,
     handle: RunHandle | None = None,
     on_trial: TrialCallback | None = None,
+    on_created: Callable[[Sweep], None] | None = None,
 ) -> SweepResult:
-    """Create the sweep (create_sweep) and train its slots: in this process, or in `workers` processes."""
+    """Create the sweep (create_sweep) and train its slots: in this process, or in `workers` processes.
+    `on_created` hears of the folder before anything trains (so that another terminal can join it)."""
     if workers < 1:
         raise SweepError("--workers: at least 1")
     sweep, ss = create_sweep(
@@ -131,6 +133,8 @@ def run_sweep(
         pruner=pruner,
         storage_url=storage_url,
     )
+    if on_created is not None:
+        on_created(sweep)
     return _work(sweep, ss, workers, storage_url, gpus_per_trial, grace_s, listener, handle, on_trial)
 
 

@@ -263,3 +263,45 @@ def test_a_tiny_grid_sweep_runs_stops_resumes_and_tabulates(tmp_path, capsys):
     # nothing left to do: resuming again runs nothing
     again = resume_sweep(first.path, on_trial=lambda *a: pytest.fail("a finished trial ran again"))
     assert again.state == "finished"
+
+
+def test_the_hyperband_pruner_as_a_sweep_sets_it_prunes_hopeless_trials_early():
+    """The pruner a sweep's workers judge with (engine.study.pruner_for), on made-up curves: epochs
+    are its resource, and a trial far below the others is stopped at its first epoch, never a good one.
+    The study's name is fixed: Hyperband puts trials in brackets by a hash of it and the trial number."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from engine import study as st
+
+    exp = BASE.model_copy(update={"train": BASE.train.model_copy(update={"epochs": 3})})
+    sweep = Sweep("/nowhere", exp, [{}], "val_acc", "", ["optim.lr"], {"pruner": "hyperband"})
+    pruner = st.pruner_for(sweep)
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner) and pruner._max_resource == 3
+    study = optuna.create_study(study_name="hyperband", direction="maximize", pruner=pruner)
+    pruned_at = {}
+    for i in range(12):
+        trial, hopeless = study.ask(), i % 3 == 2
+        for epoch in (1, 2):  # a worker asks after every epoch but the last
+            trial.report(0.01 if hopeless else 0.5 + 0.01 * i + 0.1 * epoch, epoch)
+            if trial.should_prune():
+                pruned_at[i] = epoch
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, 0.01 if hopeless else 0.8 + 0.01 * i)
+    assert pruned_at and all(i % 3 == 2 for i in pruned_at), pruned_at  # only hopeless ones
+    assert set(pruned_at.values()) == {1}  # at their first epoch
+
+
+def test_a_new_sweep_says_how_another_terminal_or_machine_joins_it(tmp_path):
+    from engine.cli.sweep import join_hint
+
+    sweep = Sweep.create(tmp_path / "runs", BASE, plan_trials(BASE, grid={"optim.lr": [0.1, 0.01]}))
+    assert join_hint(sweep, None).splitlines() == [
+        f"sweep folder {sweep.path}",
+        f"add a worker from another terminal: cnnlab sweep --join {sweep.path}",
+    ]
+    hint = join_hint(sweep, "postgresql+psycopg://cnnlab:secret@db.lab/sweeps")
+    assert f"--join --storage postgresql+psycopg://cnnlab:***@db.lab/sweeps --study {sweep.id}" in hint
+    assert "secret" not in hint  # the password stays out of the terminal's scrollback

@@ -199,6 +199,7 @@ def cmd_sweep(args) -> int:
                 grace_s=args.grace,
                 handle=handle,
                 on_trial=on_trial,
+                on_created=lambda sweep: say(join_hint(sweep, args.storage)),
             )
     sweep = Sweep.load(result.path)
     print_table(sweep_table(result.rows, sweep.varied, sweep.metric))
@@ -209,6 +210,17 @@ def cmd_sweep(args) -> int:
         out.print(result.message, style="yellow", markup=False, highlight=False)
         return exit_code(result.state)
     return EXIT_OK if any(r["state"] == "finished" for r in result.rows) else EXIT_FAILED
+
+
+def join_hint(sweep: Sweep, storage_url: str | None) -> str:
+    """Where the sweep is, and how another terminal (or, through a database, another machine) adds a worker."""
+    if storage_url:
+        from engine.study import hide_password
+
+        where = f"--join --storage {hide_password(storage_url)} --study {sweep.study_name}"
+    else:
+        where = f"--join {sweep.path}"
+    return f"sweep folder {sweep.path}\nadd a worker from another terminal: cnnlab sweep {where}"
 
 
 def trial_line(i: int, total: int, row: dict[str, Any]) -> str:
