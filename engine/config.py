@@ -394,6 +394,20 @@ class TrainConfig(Section):
     compile: bool = Field(
         False, title="torch.compile", description="Compile the model first (slow start, faster steps on GPUs)."
     )
+    devices: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        title="Devices",
+        description="GPUs one run trains on (processes on a CPU): above 1, torchrun starts a process per device "
+        "and DistributedDataParallel keeps them in step; train.batch_size stays the whole batch, split between them.",
+    )
+    sync_bn: bool = Field(
+        False,
+        title="SyncBatchNorm",
+        description="With several CUDA devices, BatchNorm statistics over the whole batch instead of each "
+        "device's part (CUDA only; not available on a CPU).",
+    )
     threads: int | None = Field(
         None,
         ge=1,
@@ -481,6 +495,11 @@ class Experiment(BaseModel):
             total = DATASETS[d.dataset]["classes"]
             if d.classes > total:
                 raise ValueError(f"data.classes: {d.dataset} has {total} classes, so at most {total}")
+        if t.batch_size % t.devices:
+            raise ValueError(
+                f"train.batch_size: {t.batch_size} does not split evenly over {t.devices} devices; "
+                f"take a multiple of {t.devices}"
+            )
         if t.phases:
             total = sum(p.epochs for p in t.phases)
             if total != t.epochs:

@@ -4,7 +4,8 @@ started it (`cnnlab run … --detach`, the console's "start detached" and its ha
 The process is `python -m engine resume RUN_DIR` in a new session (start_new_session): no controlling
 terminal, so a closed terminal's SIGHUP and the console's Ctrl+C never reach it. Its output goes to
 <run>/output.log. Whoever started it follows it through the run folder and steers it through the
-control channel, like any other run.
+control channel, like any other run. A run with train.devices above 1 is torchrun in that session
+(engine.launch), whose rank 0 takes the run and names torchrun's pid as its launcher.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def start_detached(run_dir: Path, epochs: int | None = None) -> subprocess.Popen
     # The engine package wherever this one is, whatever the current folder.
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    train = _train_config(run_dir)
+    if train is not None and train.devices > 1:
+        from engine.launch import torchrun_argv, torchrun_env
+
+        argv, env = torchrun_argv(run_dir, train.devices, epochs), torchrun_env(train.devices, train.threads)
     with open(run_dir / OUTPUT_LOG, "ab") as log:
         proc = subprocess.Popen(
             argv,
@@ -50,6 +56,17 @@ def start_detached(run_dir: Path, epochs: int | None = None) -> subprocess.Popen
     return proc
 
 
+def _train_config(run_dir: Path):
+    try:
+        return RunFolder(run_dir).experiment().train
+    except (OSError, ValueError):
+        return None  # the detached process says what is wrong with it
+
+
+def _taken_by(st: dict, proc: subprocess.Popen) -> bool:
+    return proc.pid in (st.get("pid"), st.get("launcher_pid"))
+
+
 def wait_taken(run_dir: Path, proc: subprocess.Popen, timeout: float = START_TIMEOUT_S) -> dict:
     """Until the detached process has taken the run (its status names its pid), or has ended; the
     run's status. DetachFailed if it ended without taking it, or took longer than `timeout`."""
@@ -57,11 +74,11 @@ def wait_taken(run_dir: Path, proc: subprocess.Popen, timeout: float = START_TIM
     deadline = time.monotonic() + timeout
     while True:
         st = folder.status()
-        if st.get("pid") == proc.pid and st.get("state") != "created":
+        if _taken_by(st, proc) and st.get("state") != "created":
             return st
         if proc.poll() is not None:
             st = folder.status()
-            if st.get("pid") == proc.pid:
+            if _taken_by(st, proc):
                 return st
             tail = _tail(Path(run_dir) / OUTPUT_LOG)
             raise DetachFailed(f"the detached process ended (exit {proc.returncode}) before it took the run: {tail}")

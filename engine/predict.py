@@ -16,22 +16,29 @@ from torch import nn
 
 from engine import checkpoint as ckpt
 from engine.augment import BatchAugment
-from engine.data import DatasetUnusable, Splits, load_splits
+from engine.data import DatasetUnusable, Split, Splits, load_splits
 from engine.device import Runtime, select_runtime
+from engine.distributed import SINGLE, World
 from engine.evaluate import summarise_test
 from engine.models import build_model
 from engine.runs import RunFolder
-from engine.top_losses import image_losses, top_losses
+from engine.top_losses import ImageLosses, image_losses, top_losses
 
 EVAL_BATCH = 512
 
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], augment: BatchAugment, rt: Runtime
+    model: nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor],
+    augment: BatchAugment,
+    rt: Runtime,
+    world: World = SINGLE,
 ) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and the predictions over a split held on the device."""
-    images, labels = data
+    """Mean loss, accuracy and the predictions over a split held on the device; over several ranks,
+    each predicts its block of the split and the figures are of the whole."""
+    part = world.slice_of(len(data[1]))
+    images, labels = data[0][part], data[1][part]
     was_training = model.training
     model.eval()
     loss_sum, preds = 0.0, []
@@ -43,15 +50,24 @@ def predict(
         preds.append(logits.argmax(1))
     model.train(was_training)
     p = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=labels.device)
-    n = max(len(labels), 1)
-    return loss_sum / n, (p == labels).sum().item() / n, p
+    loss_sum, correct, n = world.all_sum(loss_sum, (p == labels).sum(), len(labels))
+    if world.distributed:
+        p = world.gather(p.cpu()).to(labels.device)
+    return loss_sum / max(n, 1), correct / max(n, 1), p
 
 
-def score_test(model: nn.Module, splits: Splits, augment: BatchAugment, rt: Runtime) -> dict[str, Any]:
-    """Test loss, accuracy, per-class accuracy, confusion and examples, for summary.json."""
+def score_test(
+    model: nn.Module, splits: Splits, augment: BatchAugment, rt: Runtime, world: World = SINGLE
+) -> dict[str, Any]:
+    """Test loss, accuracy, per-class accuracy, confusion and examples, for summary.json. Over several
+    ranks each passes its block of the test set and every rank gathers the whole, in order."""
     if splits.test is None:
         raise ValueError("no test split")
-    passed = image_losses(model, rt.hold(splits.test), augment, rt)  # per-image losses too: one pass
+    part = world.slice_of(len(splits.test))
+    mine = Split(splits.test.images[part], splits.test.labels[part])
+    passed = image_losses(model, rt.hold(mine), augment, rt)  # per-image losses too: one pass
+    if world.distributed:
+        passed = ImageLosses(*(world.gather(c) for c in (passed.losses, passed.preds, passed.probs, passed.true_probs)))
     out = summarise_test(passed.preds, splits.test.labels, list(splits.class_names), splits.test.images)
     out["test_loss"] = passed.mean_loss
     out["top_losses"] = top_losses(passed, splits.test.labels, splits.test.images, list(splits.class_names))

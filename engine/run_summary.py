@@ -17,8 +17,11 @@ from engine.resume_point import best_epoch
 from engine.runs import RunFolder
 
 
-def summarise(folder: RunFolder, splits, model, augment, rt, *, seconds: float, warn: Callable[[str], None]) -> dict:
-    """Write and return summary.json; `model` holds the last epoch's weights (it may be given best.pt's)."""
+def summarise(
+    folder: RunFolder, splits, model, augment, rt, *, seconds: float, warn: Callable[[str], None], world=None
+) -> dict:
+    """Write and return summary.json; `model` holds the last epoch's weights (it may be given best.pt's).
+    Over several ranks (engine.distributed.World) every rank tests its block; rank 0's folder writes."""
     rows = folder.metrics()
     vals = [(r["val_acc"], r["epoch"]) for r in rows if r.get("val_acc") is not None]
     summary: dict[str, Any] = {
@@ -33,7 +36,7 @@ def summarise(folder: RunFolder, splits, model, augment, rt, *, seconds: float, 
         summary["final"] = {k: rows[-1].get(k) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
     if splits.test is not None:
         which, epoch = _weights(folder, model, rt, len(rows), bool(vals), warn)
-        summary.update(score_test(model, splits, augment, rt))
+        summary.update(score_test(model, splits, augment, rt, *([world] if world else [])))
         summary.update(test_checkpoint=which, checkpoint_epoch=epoch)
     folder.write_summary(summary)
     return summary

@@ -48,9 +48,12 @@ class Steering:
         """Commands sent before this run began (to a run that died before reading them) are not obeyed."""
         self.reader.drop_older_than(started_ns)
 
-    def between_batches(self, epoch: int, batch: int, batches: int) -> str | None:
+    def between_batches(
+        self, epoch: int, batch: int, batches: int, waiting: Callable[[], object] | None = None
+    ) -> str | None:
         """Called before each batch (0-based `batch` of `epoch`): STOP, CHECKPOINT (asked for), TIMED
-        (due by the clock) or None to train on. Blocks while the run is paused."""
+        (due by the clock) or None to train on. Blocks while the run is paused, calling `waiting`
+        every quarter second (rank 0 of several tells the others to go on waiting)."""
         h = self.handle
         while True:
             self._read_channel(epoch, batch, batches)
@@ -67,6 +70,8 @@ class Steering:
                 return CHECKPOINT  # a paused run that is then killed loses nothing either
             t0 = self.clock()
             h.wait_running(0.25)
+            if waiting is not None:
+                waiting()
             self.paused_s += self.clock() - t0
         if self.paused:
             self._set_paused(False, h.continue_by or "a continue request", epoch, batch, batches)

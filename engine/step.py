@@ -27,10 +27,10 @@ class TrainStep:
     _: KW_ONLY
     label_smoothing: float = 0.0  # augment.label_smoothing
     grad_clip: float | None = None  # optim.grad_clip
-    compiled: nn.Module | None = None  # the model's torch.compile wrapper, run in its place
+    forward: nn.Module | None = None  # run in the model's place: its torch.compile or DistributedDataParallel wrapper
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        forward = self.compiled if self.compiled is not None else self.model
+        forward = self.forward if self.forward is not None else self.model
         with self.rt.autocast():
             logits = forward(x)
             loss = F.cross_entropy(logits.float(), target, label_smoothing=self.label_smoothing)

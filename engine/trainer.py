@@ -9,12 +9,19 @@ stop (the handle, the control channel, the clock); a stop saves the exact positi
 (engine.position) and a resume continues at the next batch, from a point engine.resume_point has
 checked. User errors (a missing dataset, weights that cannot be had, a NaN loss, out of memory) end
 the run with a state and a message, never an exception.
+
+Under torchrun the same loop runs on every rank (engine.distributed): the model in DistributedDataParallel,
+each rank its equal part of every batch of one permutation, the sums all-reduced, rank 0's decision
+before each batch on every rank, and rank 0 alone writing the folder (the others wait at a barrier
+after each checkpoint). A rank that is lost ends the run as failed, resumable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
+import os
 import random
 import time
 import traceback
@@ -25,13 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine import autotune
+from engine import autotune, distributed
 from engine import checkpoint as ckpt
 from engine.augment import BatchAugment, mixup
 from engine.config import ConfigError, Experiment
 from engine.data import DatasetMissing, DatasetUnusable, load_splits
-from engine.device import DeviceUnavailable, select_runtime
+from engine.device import DeviceUnavailable, Runtime, select_runtime
 from engine.device_stats import peak_memory_mb
+from engine.distributed import SINGLE, RankLost, World
 from engine.events import (
     BatchProgress,
     EndEvent,
@@ -83,8 +91,11 @@ def run_experiment(
     listener: Listener | None = None,
     handle: RunHandle | None = None,
 ) -> RunResult:
-    folder = RunFolder.create(Path(runs_dir), exp, preset, name)
-    return _Training(folder, exp, listener, handle, resume=False).run()
+    world = _join(exp)
+    folder = RunFolder.create(Path(runs_dir), exp, preset, name) if world.main else None
+    if world.distributed:  # under torchrun: one folder, made by rank 0
+        folder = RunFolder(Path(world.broadcast_object(str(folder.path) if folder else None)))
+    return _Training(folder, exp, listener, handle, resume=False, world=world).run()
 
 
 def resume_run(
@@ -101,7 +112,15 @@ def resume_run(
         (listener or _ignore)(RunFailed(msg))
         return RunResult(folder, "failed", message=msg, bad_input=True)
     extend_to = epochs if epochs is not None and epochs != exp.train.epochs else None
-    return _Training(folder, exp, listener, handle, resume=True, extend_to=extend_to).run()
+    return _Training(folder, exp, listener, handle, resume=True, extend_to=extend_to, world=_join(exp)).run()
+
+
+def _join(exp: Experiment) -> World:
+    """The ranks torchrun started (engine.distributed), NCCL when the run trains on CUDA."""
+    if not distributed.under_torchrun():
+        return SINGLE
+    cuda = exp.train.device in ("auto", "cuda") and torch.cuda.is_available()
+    return distributed.join("cuda" if cuda else "cpu")
 
 
 def _ignore(_event: Event) -> None:
@@ -148,16 +167,24 @@ class _Training:
         handle: RunHandle | None,
         resume: bool,
         extend_to: int | None = None,
+        world: World = SINGLE,
     ):
         self.folder, self.exp, self.resume, self.extend_to = folder, exp, resume, extend_to
+        self.world = world
+        if not world.main:  # rank 0 alone writes the folder and tells the listeners
+            folder = self.folder = distributed.ReadOnlyFolder(folder.path)
+            listener = _ignore
         self.listener = with_live_tensorboard(exp, listener or _ignore)  # train.tensorboard: events as it trains
         self.handle = handle or RunHandle()
         self.status = LiveStatus(folder)
         self.steer = Steering(folder, self.handle, self.status, self.emit, exp.train.checkpoint_minutes)
         self.position: Position | None = None  # where a resume continues inside an epoch
         self.stopped_at = (0, 0)  # (epoch, batch) of a stop
+        self.diverged = ""  # over several ranks: rank 0 saw this, and every rank ends at the next batch
 
     def emit(self, event: Event) -> None:
+        if not self.world.main:
+            return
         self.status(event)
         try:
             self.listener(event)
@@ -167,22 +194,42 @@ class _Training:
     # --- the whole run, with its ways to end ----------------------------------------------------
 
     def run(self) -> RunResult:
+        w = self.world
         lock = RunLock(self.folder.path)
-        lock.acquire()  # RunLocked while another process trains it: nothing written
-        self.cores = CoreShare(self.exp.train.threads, on_change=self._cores_changed)
+        try:
+            self.world.barrier()  # every rank has read the config before rank 0 writes anything
+            if w.main:
+                lock.acquire()  # RunLocked while another process trains it: nothing written
+        except BaseException:
+            w.leave()
+            raise
+        threads = self.exp.train.threads
+        if w.distributed and w.device is None:  # CPU ranks: each its part of the cores
+            threads = distributed.rank_threads(w.local_size, threads)
+        self.cores = CoreShare(threads, on_change=self._cores_changed)
         try:
             self.fresh = self.folder.status().get("state") == "created"  # made for a detached process to start
-            self.status.write("running", "starting")
-            self.status.start_heartbeat()
-            self.steer.begin(time.time_ns())
+            if w.main:
+                self.status.write("running", "starting", **self._world_fields())
+                self.status.start_heartbeat()
+                self.steer.begin(time.time_ns())
             self.cores.start()  # this thread's pool: its share of the cores, resized between batches
             return self._run()
         finally:
             self.cores.close()
             self.status.stop_heartbeat()
             lock.release()
+            w.leave()
+
+    def _world_fields(self) -> dict[str, Any]:
+        w = self.world
+        if not w.distributed:
+            return {"world_size": 1}
+        return {"world_size": w.size, "launcher_pid": os.getppid()}  # torchrun's agent: what a detacher started
 
     def _cores_changed(self, threads: int, trainings: int) -> None:
+        if not self.world.main:
+            return
         with self.status.lock:
             self.status.write(self.status.state, threads=threads, trainings_sharing=trainings)
         if trainings > 1 or self.cores.fixed or self.cores.resizes > 1:  # alone at its start: nothing to say
@@ -196,6 +243,8 @@ class _Training:
             return self._train()
         except _StopRequested:
             return self._end(RunStopped(self.epoch, self._stopped_message()))
+        except RankLost as err:
+            return self._lost(err)
         except _LossNotFinite as err:
             e = self.epoch
             self._remove_position()  # a place inside the epoch that diverged is no place to go on from
@@ -212,13 +261,19 @@ class _Training:
             kept = "; the checkpoints written before it are kept" if full else ""
             return self._end(RunFailed(os_error_text(err) + kept), bad_input=not full)
         except Exception as err:  # an engine bug: keep the details in the folder, a short line for the user
-            log = self.folder.path / "error.log"
+            if self.world.distributed and distributed.is_lost(err):  # DDP's own all-reduce found a rank gone
+                return self._lost(err)
+            log = self.folder.path / ("error.log" if self.world.main else f"error-rank{self.world.rank}.log")
             try:
                 log.write_text(traceback.format_exc())
                 where = f" (details in {log})"
             except OSError:
                 where = ""
             return self._end(RunFailed(f"{type(err).__name__}: {err}{where}"))
+
+    def _lost(self, err: Exception) -> RunResult:
+        kept = f"the checkpoint of epoch {self.epoch} is kept" if self.epoch else "no epoch had finished"
+        return self._end(RunFailed(f"{distributed.lost_words(err, self.world)}; {kept}; cnnlab resume continues it"))
 
     def _end(self, event: EndEvent, summary: dict[str, Any] | None = None, bad_input: bool = False) -> RunResult:
         """Every way a run ends: status.json says how, then the listeners hear it (even when the status
@@ -248,8 +303,10 @@ class _Training:
 
         old, summary = self.exp.train.epochs, self.folder.summary()
         ext = extend.extension(self.exp, epochs, self.folder.epochs_kept())
-        extend.record(self.folder, ext, old, summary)
-        (self.folder.path / "summary.json").unlink(missing_ok=True)  # its figures are of a finish now passed
+        self.world.barrier()  # every rank has read the folder before rank 0 records the extension
+        if self.world.main:
+            extend.record(self.folder, ext, old, summary)
+            (self.folder.path / "summary.json").unlink(missing_ok=True)  # its figures are of a finish now passed
         self.exp = ext.experiment
         self.emit(LogMessage(f"extended from {old} to {epochs} epochs: {ext.words}"))
 
@@ -267,9 +324,9 @@ class _Training:
 
     def _set_up(self) -> None:
         """Data on the device, the model, a resume's checkpoint; then RunStarted."""
-        exp, t = self.exp, self.exp.train
+        exp, t, w = self.exp, self.exp.train, self.world
         seed_everything(t.seed)
-        self.rt = rt = select_runtime(t)
+        self.rt = rt = self._runtime(select_runtime(t))
         self.splits = splits = load_splits(exp.data)
         if splits.train.labels.numel() == 0:
             raise DatasetUnusable(
@@ -279,19 +336,27 @@ class _Training:
         self.model = build_model(exp.model, splits.num_classes, images.shape[-1], images.shape[1])
         # auto precision or layout: measured on copies of this model (engine.autotune), or as kept.
         self.rt = rt = self._settle(rt, tuple(images.shape[1:]), splits.num_classes)
-        self.model = self.model.to(rt.device, memory_format=rt.memory_format)
+        self.model = self._sync_bn(self.model.to(rt.device, memory_format=rt.memory_format))
+        distributed.own_stream(w, t.seed)  # the same weights everywhere, each rank its own draws
         self.augment = BatchAugment(exp.augment, splits.mean, splits.std)
         self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_scaler)
-        self.steps = batches_per_epoch(len(splits.train.labels), t.batch_size)
+        if t.batch_size % w.size:
+            problem = f"{t.batch_size} does not split evenly over the {w.size} ranks; take a multiple of {w.size}"
+            raise ConfigError([("train.batch_size", problem)])
+        self.steps = batches_per_epoch(w.usable(len(splits.train.labels)) // w.size, t.batch_size // w.size)
         # A resume continues from the exact position of a stop, else last.pt; killed before the first
-        # epoch ended and without a position, it starts over in place.
-        self.saved = self._restore() if self.resume else None
+        # epoch ended and without a position, it starts over in place. Rank 0 first: it tidies the folder.
+        self.saved = self._restore() if self.resume and w.main else None
+        w.barrier()
+        if self.resume and not w.main:
+            self.saved = self._restore()
         self.start_epoch, self.best = (self.saved.epoch, self.saved.best) if self.saved else (0, None)
         self.folder.truncate_metrics(self.start_epoch)  # each epoch's line once: the checkpoint's epochs
+        w.barrier()
         history = self.folder.metrics()
         self.bad_epochs = _epochs_since_best(history, self.best)
         self.compiled = None
-        if t.compile:
+        if t.compile and not w.distributed:  # several ranks compile their DDP wrapper (_forward)
             t0 = time.perf_counter()
             self.compiled = torch.compile(self.model)
             took = time.perf_counter() - t0
@@ -302,11 +367,35 @@ class _Training:
         self.run_t0 = time.perf_counter()
         self._started(history)
 
+    def _runtime(self, rt: Runtime) -> Runtime:
+        w = self.world
+        if w.device is not None:  # a CUDA rank: its own GPU
+            rt = dataclasses.replace(rt, device=w.device)
+        if w.distributed:
+            text = f"training on {w.size} ranks (torchrun, DistributedDataParallel); rank 0 on {rt.device}"
+            self.emit(LogMessage(text))
+        return rt
+
     def _settle(self, rule, shape: tuple[int, ...], classes: int):
-        rt, self.tuning = autotune.settle(self.exp, rule, self.model, shape, classes)
+        """Rank 0 measures (or recalls) auto's choice; every rank trains with it."""
+        rt, self.tuning = (rule, None)
+        if self.world.main:
+            rt, self.tuning = autotune.settle(self.exp, rule, self.model, shape, classes)
+        if self.world.distributed:
+            chosen = self.world.broadcast_object((rt.precision, rt.channels_last))
+            rt = dataclasses.replace(rule, precision=chosen[0], channels_last=chosen[1])
         if self.tuning is not None:
             self.emit(LogMessage(autotune.words(self.tuning)))
         return rt
+
+    def _sync_bn(self, model: torch.nn.Module) -> torch.nn.Module:
+        if not self.exp.train.sync_bn or not self.world.distributed:
+            return model
+        if self.rt.device.type != "cuda":
+            text = "train.sync_bn: SyncBatchNorm is not available on a CPU; each rank normalises over its own part"
+            self.emit(LogMessage(text, "warning"))
+            return model
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     def _restore(self) -> ckpt.Restored | None:
         """What resume_point chose, loaded into the model, the scaler and the RNGs (engine.resume_point)."""
@@ -315,6 +404,13 @@ class _Training:
         for note in point.notes:
             self.emit(LogMessage(note, "warning"))
         saved = restore(point, self.model, self.scaler, self.folder.checkpoints)
+        w = self.world
+        if w.rank and point.state is not None:  # rank 0's draws were restored: each rank its own
+            ranks = point.state.get("rank_rng")
+            if isinstance(ranks, list) and len(ranks) == w.size:
+                ckpt.set_rng_state(ranks[w.rank])
+            else:  # saved by another world size: a fresh stream of this rank's
+                distributed.own_stream(w, self.exp.train.seed + int(point.state.get("epoch", 0)))
         self.position = point.position
         return saved
 
@@ -385,8 +481,19 @@ class _Training:
             self.rt,
             label_smoothing=exp.augment.label_smoothing,
             grad_clip=exp.optim.grad_clip,
-            compiled=self.compiled,
+            forward=self._forward(),
         )
+
+    def _forward(self) -> torch.nn.Module | None:
+        """What a step runs in the model's place: its torch.compile, or over several ranks its
+        DistributedDataParallel (made again per phase: it keeps the parameters that train at its making)."""
+        if not self.world.distributed:
+            return self.compiled
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
+        ddp = DistributedDataParallel(self.model, device_ids=ids)
+        return torch.compile(ddp) if self.exp.train.compile else ddp
 
     # --- one epoch --------------------------------------------------------------------------------
 
@@ -400,17 +507,21 @@ class _Training:
         if self.phase is not None and self.phase.train == "head":
             freeze_batchnorm_outside_head(self.model)
         pos, self.position = self.position, None
-        if pos is None:
-            pos = Position(epoch, 0, torch.randperm(len(self.train_y), device=rt.device), *self._zero_sums())
+        if pos is None:  # one order for every rank: rank 0's
+            perm = self.world.broadcast(torch.randperm(len(self.train_y), device=rt.device))
+            pos = Position(epoch, 0, perm, *self._zero_sums())
             pos.lr = self.schedule.lr(local, 0)
+        elif not self.world.main:  # a resumed epoch's sums so far are rank 0's to carry
+            pos.loss_sum, pos.correct, pos.seen = *self._zero_sums()[:2], 0
         perm, loss_sum, correct, seen, lr = pos.perm, pos.loss_sum, pos.correct, pos.seen, pos.lr
         t0, before, paused0, last_emit = time.perf_counter(), pos.seconds, self.steer.paused_s, 0.0
 
         def elapsed() -> float:
             return before + time.perf_counter() - t0 - (self.steer.paused_s - paused0)
 
+        usable = self.world.usable(len(perm))
         for step in range(pos.batch, steps):
-            while (action := self.steer.between_batches(epoch, step, steps)) is not None:
+            while (action := self._between_batches(epoch, step, steps)) is not None:
                 self._save_position(Position(epoch, step, perm, loss_sum, correct, seen, elapsed(), lr))
                 if action == STOP:
                     self.stopped_at = (epoch, step)
@@ -419,7 +530,8 @@ class _Training:
             lr = self.schedule.lr(local, step)
             for group in self.step.optimizer.param_groups:
                 group["lr"] = lr
-            batch = perm[step * bs : (step + 1) * bs] if step < steps - 1 else perm[step * bs :]
+            batch = perm[step * bs : (step + 1) * bs] if step < steps - 1 else perm[step * bs : usable]
+            batch = self.world.part(batch)  # this rank's equal part of the batch
             x = self.augment.train(self.train_x[batch]).contiguous(memory_format=rt.memory_format)
             y = target = self.train_y[batch]
             if alpha > 0:
@@ -433,8 +545,31 @@ class _Training:
                 last_emit = now
                 self._progress(epoch, step, loss_sum.item() / seen, lr, seen, elapsed())
         trained = elapsed()
+        loss_sum, correct, seen = self.world.all_sum(loss_sum, correct, seen)
+        if not math.isfinite(loss_sum):  # the same sums on every rank: they all end here
+            raise _LossNotFinite(self.diverged or f"the training loss became {loss_sum / seen} in epoch {epoch + 1}")
         ips = seen / trained if trained > 0 else 0.0
-        return _EpochTrained(loss_sum.item() / seen, correct.item() / seen, lr, ips, time.perf_counter() - trained)
+        return _EpochTrained(loss_sum / seen, correct / seen, lr, ips, time.perf_counter() - trained)
+
+    def _between_batches(self, epoch: int, step: int, steps: int) -> str | None:
+        """The steering's word (engine.steering) before a batch; over several ranks, rank 0's, on all of
+        them at once (while rank 0 is paused, it tells the others to wait every so often)."""
+        w = self.world
+        if not w.distributed:
+            return self.steer.between_batches(epoch, step, steps)
+        if not w.main:
+            while (action := w.decide(None)) == distributed.WAIT:
+                pass
+        else:
+            action = (
+                distributed.DIVERGED
+                if self.diverged
+                else self.steer.between_batches(epoch, step, steps, waiting=lambda: w.decide(distributed.WAIT))
+            )
+            w.decide(action)
+        if action == distributed.DIVERGED:
+            raise _LossNotFinite(self.diverged or "the training loss on rank 0 is not finite")
+        return action
 
     def _zero_sums(self) -> tuple[torch.Tensor, torch.Tensor, int, float, float]:
         device = self.rt.device
@@ -442,17 +577,39 @@ class _Training:
 
     def _save_position(self, pos: Position) -> None:
         """position.pt: the training state of the epochs done plus the place inside this one, with
-        the RNG states of this moment (nothing has been drawn for the next batch yet)."""
-        parts = self.model, self.step.optimizer, self.schedule, self.scaler
-        state = ckpt.training_state(*parts, epoch=pos.epoch, phase=self.phase_index, best=self.best)
+        the RNG states of this moment (nothing has been drawn for the next batch yet). Over several
+        ranks it holds the sums of all of them, and each rank's RNG states."""
+        w = self.world
+        if w.distributed:
+            loss_sum, correct, seen = w.all_sum(pos.loss_sum, pos.correct, pos.seen)
+            sums = torch.tensor(loss_sum, dtype=pos.loss_sum.dtype), torch.tensor(int(correct), dtype=torch.long)
+            pos = dataclasses.replace(pos, loss_sum=sums[0], correct=sums[1], seen=int(seen))
+        state = self._state(pos.epoch)
         state["position"] = pos.state()
-        ckpt.save_checkpoint(self.folder.checkpoints / POSITION_FILE, state)
+        self._save(POSITION_FILE, state)
         written = time.strftime("%Y-%m-%dT%H:%M:%S")
         place = {"epoch": pos.epoch + 1, "batch": pos.batch, "batches": self.steps, "written": written}
         self.status.write(self.status.state, position=place)
         self.steer.saved(pos.epoch, pos.batch, self.steps)
 
+    def _state(self, epoch: int) -> dict[str, Any]:
+        """The training state to checkpoint after `epoch` epochs; over several ranks, with every rank's RNG states."""
+        parts = self.model, self.step.optimizer, self.schedule, self.scaler
+        state = ckpt.training_state(*parts, epoch=epoch, phase=self.phase_index, best=self.best)
+        ranks = distributed.gather_rng(self.world, state["rng"])
+        if ranks is not None:
+            state["rank_rng"] = ranks
+        return state
+
+    def _save(self, name: str, state: dict[str, Any]) -> None:
+        """checkpoints/NAME, written by rank 0 while the others wait."""
+        if self.world.main:
+            ckpt.save_checkpoint(self.folder.checkpoints / name, state)
+        self.world.barrier()
+
     def _remove_position(self) -> None:
+        if not self.world.main:
+            return
         try:
             (self.folder.checkpoints / POSITION_FILE).unlink(missing_ok=True)
             with self.status.lock:
@@ -462,7 +619,12 @@ class _Training:
 
     def _progress(self, epoch: int, step: int, mean_loss: float, lr: float, seen: int, elapsed: float) -> None:
         if not math.isfinite(mean_loss):
-            raise _LossNotFinite(f"the training loss became {mean_loss} at epoch {epoch + 1}, batch {step + 1}")
+            text = f"the training loss became {mean_loss} at epoch {epoch + 1}, batch {step + 1}"
+            if not self.world.distributed:
+                raise _LossNotFinite(text)
+            self.diverged = self.diverged or text  # told to every rank before the next batch
+            return
+        seen *= self.world.size  # the images of all ranks: equal parts
         steps, per_step = self.steps, elapsed / (step + 1)
         left = (steps - step - 1) * per_step + (self.exp.train.epochs - epoch - 1) * steps * per_step
         ips = seen / elapsed if elapsed > 0 else 0.0
@@ -473,7 +635,7 @@ class _Training:
         early (no better validation accuracy for train.early_stop epochs)."""
         val_loss = val_acc = None
         if self.val is not None:
-            val_loss, val_acc, _ = predict(self.model, self.val, self.augment, self.rt)
+            val_loss, val_acc, _ = predict(self.model, self.val, self.augment, self.rt, self.world)
             if not math.isfinite(val_loss):
                 raise _LossNotFinite(f"the validation loss became {val_loss} at epoch {epoch + 1}")
         self.schedule.end_epoch(val_loss)
@@ -495,13 +657,12 @@ class _Training:
         score = val_acc if val_acc is not None else trained.acc
         improved = self.best is None or score > self.best
         self.best, self.bad_epochs = (score, 0) if improved else (self.best, self.bad_epochs + 1)
-        parts = self.model, self.step.optimizer, self.schedule, self.scaler
-        state = ckpt.training_state(*parts, epoch=epoch + 1, phase=self.phase_index, best=self.best)
-        ckpt.save_checkpoint(self.folder.checkpoints / "last.pt", state)
+        state = self._state(epoch + 1)
+        self._save("last.pt", state)
         with self.status.lock:  # status.json: one writer at a time (the heartbeat is another thread)
             self.folder.record_checkpoint(epoch + 1, "last")  # `cnnlab runs` counts the epochs a resume keeps
         if improved:
-            ckpt.save_checkpoint(self.folder.checkpoints / "best.pt", state)
+            self._save("best.pt", state)
             with self.status.lock:
                 self.folder.record_checkpoint(epoch + 1, "best")
         self._remove_position()  # the place inside this epoch is passed: last.pt holds its end
@@ -517,7 +678,8 @@ class _Training:
         """summary.json (engine.run_summary), then the end."""
         seconds = time.perf_counter() - self.run_t0
         parts = self.folder, self.splits, self.model, self.augment, self.rt
-        summary = summarise(*parts, seconds=seconds, warn=lambda text: self.emit(LogMessage(text, "warning")))
+        warn = lambda text: self.emit(LogMessage(text, "warning"))  # noqa: E731
+        summary = summarise(*parts, seconds=seconds, warn=warn, world=self.world)
         return self._end(RunFinished(summary), summary)
 
 

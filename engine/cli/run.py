@@ -4,6 +4,9 @@ Ctrl+C, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session, a schedule
 the run at the next batch with its exact position saved; `cnnlab resume` continues there, and
 `cnnlab resume RUN_DIR --epochs N` trains a run on past its end (engine.extend).
 
+With train.devices above 1 the run trains under torchrun, a process per device (engine.launch);
+`cnnlab run` or `resume` started by torchrun itself (several machines) is one rank of the run.
+
 A preset name or a TOML file becomes a validated experiment with `--set` overrides and
 `--data-dir` (resolve_experiment, which `cnnlab sweep` shares). A run whose input cannot train
 (a missing dataset, weights that cannot be had) exits 2, as its dry run does.
@@ -147,6 +150,13 @@ def cmd_run(args) -> int:
     exp, preset = resolve_experiment(args.source, args.set, args.data_dir, runs)
     if args.dry_run:
         return _dry_run(exp)
+    if _launches(exp):
+        if args.seeds != 1:
+            raise UsageError("--seeds N trains on one device; with train.devices above 1 start the seeds one by one")
+        from engine.runs import RunFolder
+
+        folder = RunFolder.create(runs, exp, preset.name if preset else None, args.name)
+        return _detach(folder.path, None) if args.detach else _on_devices(folder.path, exp, None)
     if args.detach:
         if args.seeds != 1:
             raise UsageError("--detach trains one run; --seeds N runs several, in the foreground")
@@ -173,6 +183,12 @@ def cmd_resume(args) -> int:
     info = read_run(path)
     if info is None:
         raise UsageError(f"{path} is not a run folder (no config.toml)")
+    from engine.launch import under_torchrun
+
+    if under_torchrun():  # a rank: its launcher has checked the run, and rank 0 takes its lock
+        from engine.trainer import resume_run
+
+        return _train(lambda **kw: resume_run(path, epochs=args.epochs, **kw))
     if info.state == "running":
         raise UsageError(f"{path} is being trained by {holder(path)}; stop it first (cnnlab stop {path})")
     epochs = args.epochs
@@ -185,6 +201,9 @@ def cmd_resume(args) -> int:
         )
     if args.detach:
         return _detach(path, epochs)
+    exp = _experiment(path)
+    if exp is not None and _launches(exp):
+        return _on_devices(path, exp, epochs)
     from engine.run_lock import RunLocked
     from engine.trainer import resume_run
 
@@ -192,6 +211,38 @@ def cmd_resume(args) -> int:
         return _train(lambda **kw: resume_run(path, epochs=epochs, **kw))
     except RunLocked as e:  # another process took it between the check above and the lock
         raise UsageError(f"{e}; stop it first (cnnlab stop {path})") from None
+
+
+def _launches(exp) -> bool:
+    """Whether this process starts torchrun for the run (train.devices above 1, not a rank already)."""
+    from engine.launch import under_torchrun
+
+    return exp.train.devices > 1 and not under_torchrun()
+
+
+def _experiment(path: Path):
+    from engine.runs import RunFolder
+
+    try:
+        return RunFolder(path).experiment()
+    except (OSError, ValueError):
+        return None  # resume_run says what is wrong with it
+
+
+def _on_devices(path: Path, exp, epochs: int | None) -> int:
+    """Train the run under torchrun in the foreground; the folder's path on stdout, last, and the exit
+    code of how the run ended (rank 0 wrote it), whatever torchrun's own status."""
+    from engine.launch import train_under_torchrun
+    from engine.runs import RunFolder
+
+    t = exp.train
+    err.print(f"training on {t.devices} devices: torchrun, a process each", markup=False, highlight=False)
+    code = train_under_torchrun(path, t.devices, epochs, t.threads)
+    state = RunFolder(path).status().get("state")
+    print(path)
+    if state in ("finished", "stopped", "failed", "diverged"):
+        return exit_code(state)
+    raise CommandFailed(f"{path.name} did not start on {t.devices} devices", f"torchrun exited {code}; see its output")
 
 
 def _detach(path: Path, epochs: int | None) -> int:
@@ -219,15 +270,21 @@ def _train(start) -> int:
     """Train in the foreground with the progress display; the folder's path on stdout, last."""
     from engine.cli.progress import ConsoleProgress
     from engine.events import RunHandle
+    from engine.launch import under_torchrun
 
     handle = RunHandle()
-    progress = ConsoleProgress(out)
+    rank = int(os.environ.get("RANK", "0")) if under_torchrun() else 0
+    progress = ConsoleProgress(out) if rank == 0 else None  # one display: rank 0's
     with StopOnSignals(handle):
         result = start(listener=progress, handle=handle)
-    progress.close()
-    print(result.folder.path)
+    if progress is not None:
+        progress.close()
+    if rank == 0:
+        print(result.folder.path)
     if result.state == "failed" and result.bad_input:
         return EXIT_USAGE  # its input could not train: the same code its dry run gives
+    if under_torchrun() and result.state == "stopped":
+        return EXIT_OK  # every rank stopped at the same batch; torchrun reads any other code as a failed worker
     return exit_code(result.state)
 
 
