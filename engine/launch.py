@@ -40,11 +40,14 @@ def torchrun_env(devices: int, threads: int | None = None) -> dict[str, str]:
     return env
 
 
-def train_under_torchrun(run_dir: Path, devices: int, epochs: int | None = None, threads: int | None = None) -> int:
+def train_under_torchrun(
+    run_dir: Path, devices: int, epochs: int | None = None, threads: int | None = None, quiet: bool = False
+) -> int:
     """Train the run on `devices` ranks in the foreground; torchrun's exit status. Ctrl+C reaches the
     ranks from the terminal (each stops at the same batch, rank 0 saving the position): this process
-    only waits for them."""
-    proc = subprocess.Popen(torchrun_argv(run_dir, devices, epochs), env=torchrun_env(devices, threads))
+    only waits for them. `quiet`: rank 0's progress display goes nowhere (a bench's runs)."""
+    out = subprocess.DEVNULL if quiet else None
+    proc = subprocess.Popen(torchrun_argv(run_dir, devices, epochs), env=torchrun_env(devices, threads), stdout=out)
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGHUP)}
     term = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
     try:

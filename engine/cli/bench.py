@@ -55,6 +55,13 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a field, e.g. train.precision=bf16 (repeatable)",
     )
+    sp.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="time the preset (default shapes-demo) on 1 device and on N (torchrun, DistributedDataParallel), "
+        "taking turns, and the scaling ratio",
+    )
     sp.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     sp.add_argument(
         "--forget",
@@ -86,6 +93,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError("--warmup must be 0 or more")
     if sum([bool(args.preset), bool(args.model), bool(args.models)]) > 1:
         raise UsageError("give a preset, --model or --models, not several")
+    if args.devices is not None:
+        return bench_devices(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     try:
         targets = resolve_targets(
@@ -119,6 +128,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         out.print(render(result))
+    return EXIT_OK
+
+
+def bench_devices(args: argparse.Namespace) -> int:
+    """`--devices N`: one preset's real runs on 1 device and on N (engine.bench.devices)."""
+    from engine.bench import BenchError
+    from engine.bench.devices import bench_devices as measure
+    from engine.bench.devices import render_devices
+    from engine.cli.run import resolve_experiment
+
+    if args.model or args.models:
+        raise UsageError("--devices benches one preset or TOML file: give it instead of --model or --models")
+    source = args.preset or "shapes-demo"
+    sets = [*args.set, *([f"train.batch_size={args.batch}"] if args.batch else [])]
+    exp, _ = resolve_experiment(source, sets, None, runs_dir(args))
+    quiet = args.json and not sys.stderr.isatty()
+    say = (lambda text: None) if quiet else (lambda text: err.print(text, style="dim", highlight=False))
+    try:
+        result = measure(exp, args.devices, label=source, repeats=args.repeats or 2, say=say)
+    except BenchError as e:
+        raise CommandFailed("bench failed", str(e)) from None
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(render_devices(result), markup=False, highlight=False)
     return EXIT_OK
 
 
