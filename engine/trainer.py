@@ -374,6 +374,12 @@ class _Training:
         if w.distributed:
             text = f"training on {w.size} ranks (torchrun, DistributedDataParallel); rank 0 on {rt.device}"
             self.emit(LogMessage(text))
+        elif self.exp.train.devices > 1:  # a thread of the console, a sweep worker: not launched by torchrun
+            text = (
+                f"train.devices is {self.exp.train.devices} but this process was not started by torchrun, so it "
+                "trains on one device (cnnlab run and a detached start launch torchrun)"
+            )
+            self.emit(LogMessage(text, "warning"))
         return rt
 
     def _settle(self, rule, shape: tuple[int, ...], classes: int):

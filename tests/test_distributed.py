@@ -98,22 +98,26 @@ def _children(pid: int) -> list[int]:
 def test_a_rank_killed_mid_run_fails_the_run_within_seconds_resumable(tmp_path):
     runs = tmp_path / "runs"
     long = {**TINY, **FIXED, "train.epochs": 50, "train.batch_size": 16, "train.devices": 2}
-    proc = start("run", "shapes-demo", *[a for k, v in long.items() for a in ("--set", f"{k}={v}")], runs=runs)
+    sets = [a for k, v in long.items() for a in ("--set", f"{k}={v}")]
+    detached = cnnlab("run", "shapes-demo", *sets, "--detach", runs=runs)  # as the console starts it
+    assert detached.returncode == 0, detached.stdout + detached.stderr
+    path = Path(detached.stdout.split()[-1])
+    wait_for(lambda: progress(path).get("epoch", 0) >= 2, "a finished epoch")
+    st = status(path)
+    launcher = st["launcher_pid"]
+    rank1 = next(p for p in _children(launcher) if p != st["pid"])
+    os.kill(rank1, signal.SIGKILL)
+    t0 = time.monotonic()
     try:
-        path = wait_for(
-            lambda: next((p for p in runs.glob("*") if progress(p).get("epoch", 0) >= 2), None),
-            "a finished epoch",
-            proc,
-        )
-        st = status(path)
-        rank1 = next(p for p in _children(st["launcher_pid"]) if p != st["pid"])
-        os.kill(rank1, signal.SIGKILL)
-        t0 = time.monotonic()
-        wait_for(lambda: status(path)["state"] == "failed", "the run to fail", proc, timeout=30)
+        wait_for(lambda: status(path)["state"] == "failed", "the run to fail", timeout=30)
         took = time.monotonic() - t0
-        assert proc.wait(timeout=60) == 1
+        wait_for(lambda: not Path(f"/proc/{launcher}").exists(), "torchrun to end", timeout=60)
     finally:
-        kill(proc)
+        for pid in (launcher, st["pid"]):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     assert took < 10, f"{took:.1f} s to notice a lost rank"
     st = status(path)
     assert "lost" in st["message"] and "resume" in st["message"], st["message"]

@@ -166,7 +166,7 @@ class RunScreen(Screen):
         status = (view.state, view.message, view.run_id, view.device)
         if status != self._drawn_state:
             self._drawn_state = status
-            parts = [self.preset.name if self.preset else "", view.run_id, view.device]
+            parts = [self.preset.name if self.preset else "", view.run_id, view.device + self._ranks()]
             text = status_text(view.state, view.message, read_only=self.read_only and not self._live(), parts=parts)
             self.query_one("#run-status", Static).update(text)
             self.refresh_bindings()
@@ -272,6 +272,11 @@ class RunScreen(Screen):
         chart = self.query_one("#loss-chart", MetricChart)
         chart.set_log_y(not chart.log_forced)
         chart.redraw()
+
+    def _ranks(self) -> str:
+        """For the status line: the ranks of a run torchrun trains on several devices (status.json's world_size)."""
+        n = self.feed.folder.status().get("world_size") if self.feed is not None else None
+        return f" × {n} ranks" if isinstance(n, int) and n > 1 else ""
 
     def _trainer_pid(self):
         """How to find the process training this run, when this console can sample it; None: it cannot."""
