@@ -128,7 +128,8 @@ class SweepScreen(Screen):
         kind = sweep.spec.get("sampler", "grid")
         workers = f"{view.workers} worker{'s' if view.workers != 1 else ''}"
         state = f"{view.state} (asked: {self._asked})" if self._asked else view.state
-        text = Text(f"{sweep.id} · {kind}, {len(sweep.trials)} trials by {sweep.metric} · ")
+        # Two lines: at 80 columns the folder's name alone takes half of one, and the counts must show.
+        text = Text(f"{sweep.id} · {kind}, {len(sweep.trials)} trials by {sweep.metric}\n")
         text.append(state, style=STATE_STYLES.get(view.state, "bold"))
         text.append(f" · {workers} · {counts}")
         self.query_one("#sweep-title", Static).update(text)
@@ -199,7 +200,8 @@ class SweepScreen(Screen):
             return
         values = ", ".join(f"{k}={value_text(v)}" for k, v in t.values.items()) or "drawn when it starts"
         where = t.run.name if t.run else (f"on {t.worker}" if t.worker else "not started")
-        text = f"#{t.slot} {values} · {where}" + (f" · {t.message}" if t.message else "")
+        # the message (why it was pruned, how it failed) before the long run id, which 80 columns cut
+        text = f"#{t.slot} {values} · " + (f"{t.message} · " if t.message else "") + where
         self.query_one("#trial-detail", Static).update(text)
 
     # --- actions ---------------------------------------------------------------------------
