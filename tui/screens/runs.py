@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from engine.formatting import STATE_STYLES, pct
 from engine.presets import Preset, find_preset
+from engine.run_lock import holder
 from engine.runs import RunFolder, RunInfo, list_runs
 from tui.commands import ScreenActionsProvider
 from tui.messages import StartRun
@@ -208,13 +209,12 @@ class RunsScreen(Screen):
         if info is None:
             return
         if not info.resumable:
-            why = (
-                "it is still running"
-                if info.state == "running"
-                else ("it has done all its epochs" if info.epochs_done >= info.epochs else f"it is {info.state}")
-            )
+            if info.state == "running":  # one trainer per run: say who holds it, as `cnnlab resume` does
+                why = f"it is being trained by {holder(info.path)}; stop it first (s)"
+            else:
+                why = "it has done all its epochs" if info.epochs_done >= info.epochs else f"it is {info.state}"
             more = "; E trains it on" if info.state == "finished" else ""
-            self.notify(f"{short_id(info.id)} cannot be resumed: {why}{more}", severity="warning")
+            self.notify(f"{short_id(info.id)} cannot be resumed: {why}{more}", severity="warning", markup=False)
             return
         try:
             exp = RunFolder(info.path).experiment()
