@@ -94,6 +94,8 @@ def test_a_run_keeps_its_top_losses_and_show_prints_them(tmp_path, capsys):
     top = summary["top_losses"]
     assert len(top) == 16 and [t["loss"] for t in top] == sorted((t["loss"] for t in top), reverse=True)
     assert top[0]["loss"] >= summary["test_loss"]  # the worst image is at least as bad as the mean
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(r["peak_memory_mb"] > 0 for r in rows)  # each epoch's line: the peak device memory
     assert main(["show", str(folder)]) == 0
     shown = capsys.readouterr().out
     assert "highest-loss test images" in shown and "predicted most:" in shown
