@@ -148,7 +148,10 @@ def test_join_from_a_second_process_shares_the_work(tmp_path, capsys):
         text=True,
     )
     _until(lambda: st.workers_of(ss), "the joined worker to register", proc=other)
-    code = main(["sweep", "--resume", str(sweep.path)])  # this terminal: resume sets it running, works too
+    st.set_sweep_state(ss, "running")
+    # This terminal's worker starts once the joined one holds a trial, so that each has work to do.
+    _until(lambda: any(t.state == TrialState.RUNNING for t in ss.trials()), "the joined worker's trial", proc=other)
+    code = main(["sweep", "--resume", str(sweep.path)])  # this terminal: resume (running already) works too
     out = capsys.readouterr().out
     joined_out, _ = other.communicate(timeout=120)
     assert code == 0 and other.returncode == 0, joined_out

@@ -163,8 +163,9 @@ async def test_quitting_hands_the_thread_run_to_a_detached_process_at_its_exact_
     assert "goes on in process" in app.farewell and str(run_dir) in app.farewell
     wait_for(lambda: status(run_dir)["state"] == "finished", "the detached process to finish the run")
     log = " ".join((run_dir / "output.log").read_text().split())
-    # The detached process went on from where the thread stopped (mid-epoch, or an epoch's start).
-    assert re.search(r"resumed (at epoch 1, batch \d+ of 48: the exact position saved|after epoch 1)", log), log
+    # The detached process went on from where the thread stopped (mid-epoch, or an epoch's start; on a
+    # slow machine the thread may have finished epoch 1 before the question was answered).
+    assert re.search(r"resumed (at epoch [12], batch \d+ of 48: the exact position saved|after epoch 1)", log), log
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]  # each epoch once
 

@@ -9,6 +9,7 @@ with capture-pane, and the run's state from its folder, each polled until it sho
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -82,6 +83,10 @@ def test_the_console_stops_its_run_when_its_terminal_hangs_up(tmp_path, how):
     finally:
         subprocess.run([*tmux.base, "kill-server"], capture_output=True, timeout=10)
     st = status(run_dir)
-    assert st["state"] == "stopped" and "stopped by SIGHUP at epoch" in st["message"], st
+    # Stopped by the signal, or by the console seeing its terminal gone first (a closed pane can end
+    # Textual's input thread before SIGHUP is handled).
+    assert st["state"] == "stopped" and re.search(
+        r"stopped by (SIGHUP|the terminal's hangup) at epoch", st["message"]
+    ), st
     assert (run_dir / "checkpoints" / "position.pt").exists() and st["position"]["epoch"] >= 1
     assert is_held(run_dir) is False and read_run(run_dir).resumable

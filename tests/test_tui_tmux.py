@@ -37,7 +37,10 @@ class Tmux:
         self.base = [TMUX, "-L", socket, "-f", os.devnull]
 
     def __call__(self, *args: str) -> str:
-        return subprocess.run([*self.base, *args], check=True, capture_output=True, text=True, timeout=10).stdout
+        # As in a user's tmux: the pane's size is the window's, not COLUMNS/LINES (which the suite sets).
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        run = subprocess.run([*self.base, *args], check=True, capture_output=True, text=True, timeout=10, env=env)
+        return run.stdout
 
     def screen(self) -> list[str]:
         return self("capture-pane", "-p", "-t", "cnnlab").splitlines()
@@ -68,7 +71,7 @@ def test_tab_keys_change_the_editor_tab_in_real_tmux(tmp_path):
     tmux = Tmux(f"cnnlab-test-{os.getpid()}")
     runs = shlex.quote(str(tmp_path / "runs"))
     command = f"cd {shlex.quote(str(REPO))} && {cnnlab} --runs-dir {runs}"  # TERM is tmux's own, as a user's
-    tmux("new-session", "-d", "-s", "cnnlab", "-x", "100", "-y", "30", command)
+    tmux("new-session", "-d", "-s", "cnnlab", "-x", "80", "-y", "24", command)  # the smallest size it promises
     try:
         tmux.wait_for(lambda lines: any("Report's result" in line for line in lines), "the picker")
         tmux("send-keys", "-t", "cnnlab", "Enter")  # the first preset, in the editor
@@ -91,7 +94,7 @@ def test_tab_keys_change_the_editor_tab_in_real_tmux(tmp_path):
         tmux("send-keys", "-t", "cnnlab", "[")
         tmux.wait_for(showing("model"), "[: the previous tab")
 
-        footer = [line for line in tmux.screen() if "esc Back" in line]
-        assert footer and "F7 F8 Tab" in footer[0]  # the keys are shown where the user looks for them
+        # The keys are shown where the user looks for them (the footer redraws as focus moves: wait for it).
+        tmux.wait_for(lambda lines: any("esc Back" in line and "F7 F8 Tab" in line for line in lines), "the footer")
     finally:
         subprocess.run([*tmux.base, "kill-server"], capture_output=True, timeout=10)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import signal
+import sys
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 # How long quitting waits for the trainer to reach the next batch and write its checkpoint.
 STOP_TIMEOUT = 20.0
+HANGUP = "the terminal's hangup"  # who stopped the run when the terminal went before SIGHUP was heard
 
 
 class CnnlabApp(App):
@@ -382,11 +385,33 @@ def run_app(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     app = CnnlabApp(args.runs_dir or default_runs_dir())
     app.stop_on_signals = True
-    app.run()
-    run = app.active_run
-    if run is not None and run.is_running:  # however the app ended: the run stops with its position saved
-        run.stop()
-        run.wait(STOP_TIMEOUT)
+    try:
+        app.run()
+    finally:
+        # However the app ended (a hangup can end it from Textual's input thread before SIGHUP is
+        # handled, and its last writes to the dead terminal then raise): the run stops, its position saved.
+        hung_up = _terminal_gone()
+        if hung_up:
+            _silence_output()
+        run = app.active_run
+        if run is not None and run.is_running:
+            run.stop(HANGUP if hung_up else "")
+            run.wait(STOP_TIMEOUT)
     if app.farewell:
         print(app.farewell)
     return app.return_code or 0
+
+
+def _terminal_gone() -> bool:
+    """Whether the console's terminal has hung up (a closed tmux pane, a dropped SSH session)."""
+    try:
+        import termios  # POSIX only: elsewhere a hangup is a signal or nothing
+    except ImportError:
+        return False
+    try:
+        termios.tcgetattr(sys.stdin.fileno())
+    except termios.error as err:
+        return err.args[0] == errno.EIO
+    except (OSError, ValueError):
+        return False
+    return False

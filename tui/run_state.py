@@ -209,7 +209,9 @@ class RunState:
         self._user("paused", "", Text("paused: p resumes, s stops", style="yellow"))
 
     def resume_asked(self) -> None:
-        self._user("running" if self.started else "starting", "", Text("resumed"))
+        # A followed folder's run has started without a RunStarted event here: its progress says so.
+        begun = self.started or self.batches is not None or bool(self.rows)
+        self._user("running" if begun else "starting", "", Text("resumed"))
 
     def stop_asked(self) -> None:
         line = Text("stopping at the next batch (a checkpoint is written)…", style="yellow")

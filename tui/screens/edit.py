@@ -107,12 +107,15 @@ class EditScreen(Screen):
         Binding("ctrl+n", "save_as", "Save as"),
         Binding("ctrl+r", "reset", "Reset"),
         Binding("ctrl+t", "dry_run", "Dry run"),
-        Binding("ctrl+l", "lr_find", "LR finder"),  # the range test; enter writes its lr into the form
+        Binding("ctrl+l", "lr_find", "LR find"),  # the range test; enter writes its lr into the form
         Binding("ctrl+w", "sweep", "Sweep"),  # a sweep around the edited experiment (tui/screens/sweep_start.py)
         Binding("ctrl+f", "first_problem", "To problem", show=False),
+        Binding("escape", "back", "Back"),
         Binding(PREVIOUS_TAB_KEYS, "next_tab(-1)", "Previous tab", key_display="F7", group=TABS),
         Binding(NEXT_TAB_KEYS, "next_tab(1)", "Next tab", key_display="F8", group=TABS),
-        Binding("escape", "back", "Back"),
+        # The app's q and g work here too, kept out of a footer that the editor's own keys fill.
+        Binding("q", "app.quit", "Quit", show=False),
+        Binding("g", "app.go_to_run", "Go to run", show=False),
     ]
     CSS_PATH = Path(__file__).with_name("edit.tcss")
 
@@ -134,7 +137,8 @@ class EditScreen(Screen):
         yield Static(self._title(), id="edit-title", markup=False)
         yield ConfigForm(self.preset.experiment, id="form")
         yield Static("", id="edit-status", markup=False)
-        yield Footer()
+        # At 80 columns every key of the editor shows; ctrl+p (shown on the other screens) still opens the palette.
+        yield Footer(compact=True, show_command_palette=False)
 
     def _title(self) -> str:
         p = self.preset
