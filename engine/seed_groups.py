@@ -111,9 +111,13 @@ def seed_groups(runs: list[RunInfo], configs: dict[str, dict[str, Any]] | None =
             by_key.setdefault(group_key(cfg), []).append(r)
     groups = []
     for key, members in by_key.items():
-        seeds = [configs[str(r.path)].get(SEED_KEY, 0) for r in members]
-        if len(members) > 1 and len(set(seeds)) == len(seeds):
-            groups.append(SeedGroup(key, members, sorted(int(s) for s in seeds)))
+        # A seed trained twice (the same run again, or a sweep trial of the same config) counts once:
+        # its newest run (members come newest first); the older one stays a run of its own.
+        by_seed: dict[int, RunInfo] = {}
+        for r in members:
+            by_seed.setdefault(int(configs[str(r.path)].get(SEED_KEY, 0)), r)
+        if len(by_seed) > 1:
+            groups.append(SeedGroup(key, list(by_seed.values()), sorted(by_seed)))
     return groups
 
 

@@ -42,6 +42,17 @@ def test_runs_with_the_same_seed_are_no_group(tmp_path):
     assert seed_groups(list_runs(tmp_path)) == []
 
 
+def test_a_seed_trained_twice_counts_once_and_keeps_the_group(tmp_path):
+    # newest first, as list_runs gives them: seed 0 again (a sweep trial of the same config, say)
+    write_run(tmp_path, "20250122-072031-a-0001", seed=0, best=0.5)
+    write_run(tmp_path, "20250122-082031-a-0002", seed=1, best=0.6, started="2025-01-22T08:20:31")
+    again = write_run(tmp_path, "20250122-092031-a-0003", seed=0, best=0.7, started="2025-01-22T09:20:31")
+    (g,) = seed_groups(list_runs(tmp_path))
+    assert g.n == 2 and g.seeds == [0, 1]
+    assert str(again) in {str(r.path) for r in g.runs}  # the newest run of seed 0
+    assert math.isclose(g.best_val.mean, 0.65)
+
+
 def test_the_band_is_the_mean_and_min_max_of_each_epoch():
     histories = [
         [{"epoch": 1, "val_acc": 0.2}, {"epoch": 2, "val_acc": 0.5}],

@@ -116,8 +116,8 @@ def cmd_sweep(args) -> int:
         print(trial_line(i, total, row), flush=True)
 
     def say(text: str) -> None:
-        if not args.quiet:
-            out.print(text, markup=False, highlight=False)
+        if not args.quiet:  # unwrapped: a folder or a join command cut in two cannot be pasted
+            out.print(text, markup=False, highlight=False, soft_wrap=True)
 
     handle = RunHandle()
     if args.csv:
