@@ -61,13 +61,16 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path):
 
 
 def test_two_devices_stop_inside_an_epoch_resume_and_learn_as_one(tmp_path):
-    runs = tmp_path / "runs"
     learn = {**FIXED, "data.train_subset": 1280, "train.batch_size": 16, "train.epochs": 3, "optim.lr": 0.02}
     learn.update({"augment.hflip": True, "augment.crop_padding": 2})  # each rank its own draws
     one = run_experiment(tiny_experiment(**learn), runs_dir=tmp_path / "one")
     assert one.state == "finished", one.message
-
     sets = [a for k, v in {**TINY, **learn, "train.devices": 2}.items() for a in ("--set", f"{k}={v}")]
+    straight = cnnlab("run", "shapes-demo", *sets, runs=tmp_path / "straight")
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    straight_rows = RunFolder(Path(straight.stdout.split()[-1])).metrics()
+
+    runs = tmp_path / "runs"
     proc = start("run", "shapes-demo", *sets, runs=runs)
     try:
         path = wait_for(lambda: next((p for p in runs.glob("*") if progress(p).get("batch")), None), "a batch", proc)
@@ -86,6 +89,9 @@ def test_two_devices_stop_inside_an_epoch_resume_and_learn_as_one(tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = RunFolder(path).metrics()
     assert [r["epoch"] for r in rows] == [1, 2, 3]
+    for a, b in zip(rows, straight_rows, strict=True):  # every rank's sums and draws went on where they were
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            assert a[key] == pytest.approx(b[key], abs=1e-4), (a["epoch"], key)
     val_two, val_one = rows[-1]["val_acc"], one.folder.metrics()[-1]["val_acc"]
     assert val_one > 0.4 and abs(val_two - val_one) < 0.15, (val_one, val_two)
 

@@ -230,8 +230,8 @@ def _experiment(path: Path):
 
 
 def _on_devices(path: Path, exp, epochs: int | None) -> int:
-    """Train the run under torchrun in the foreground; the folder's path on stdout, last, and the exit
-    code of how the run ended (rank 0 wrote it), whatever torchrun's own status."""
+    """Train the run under torchrun in the foreground (rank 0 shows the progress and prints the folder's
+    path last); the exit code of how the run ended as rank 0 wrote it, whatever torchrun's own status."""
     from engine.launch import train_under_torchrun
     from engine.runs import RunFolder
 
@@ -239,10 +239,9 @@ def _on_devices(path: Path, exp, epochs: int | None) -> int:
     err.print(f"training on {t.devices} devices: torchrun, a process each", markup=False, highlight=False)
     code = train_under_torchrun(path, t.devices, epochs, t.threads)
     state = RunFolder(path).status().get("state")
-    print(path)
     if state in ("finished", "stopped", "failed", "diverged"):
         return exit_code(state)
-    raise CommandFailed(f"{path.name} did not start on {t.devices} devices", f"torchrun exited {code}; see its output")
+    raise CommandFailed(f"{path} did not end on {t.devices} devices", f"torchrun exited {code} with it {state}")
 
 
 def _detach(path: Path, epochs: int | None) -> int:
