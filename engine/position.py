@@ -13,6 +13,7 @@ never outlives the epoch it describes; `last` and `best` keep their meaning.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,20 +47,30 @@ class Position:
 
     @classmethod
     def from_state(cls, d: dict[str, Any], device: torch.device, train_size: int) -> Position:
-        """The position a checkpoint holds, on `device`; ValueError if it cannot belong to this run."""
-        perm = d["perm"]
-        batch, seen = int(d["batch"]), int(d["seen"])
+        """The position a checkpoint holds, on `device`; ValueError if it cannot belong to this run
+        (a damaged or foreign file must fall back to last.pt, never fail the run an epoch in)."""
+        perm, loss_sum, correct = d["perm"], d["loss_sum"], d["correct"]
+        batch, seen, seconds, lr = int(d["batch"]), int(d["seen"]), float(d["seconds"]), float(d["lr"])
         if not isinstance(perm, torch.Tensor) or perm.dim() != 1 or perm.numel() != train_size:
             raise ValueError(f"its permutation is not one of the {train_size} training images")
-        if not 0 <= seen <= train_size or batch < 0:
+        if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool:
+            raise ValueError(f"its permutation holds {perm.dtype}, not image indices")
+        if not torch.equal(perm.sort().values, torch.arange(train_size, dtype=perm.dtype)):
+            raise ValueError(f"its permutation is not an order of the {train_size} training images")
+        if not (0 <= batch <= seen <= train_size and (batch == 0) == (seen == 0)):  # each batch saw an image
             raise ValueError(f"batch {batch}, {seen} images seen: not a place inside this epoch")
+        for name, t, floating in (("loss_sum", loss_sum, True), ("correct", correct, False)):
+            if not isinstance(t, torch.Tensor) or t.numel() != 1 or t.is_floating_point() != floating:
+                raise ValueError(f"its {name} is not a {'sum of losses' if floating else 'count'}")
+        if not (math.isfinite(seconds) and seconds >= 0 and math.isfinite(lr)):
+            raise ValueError(f"its time ({seconds}) or lr ({lr}) is not a finite number")
         return cls(
             epoch=int(d["epoch"]),
             batch=batch,
             perm=perm.to(device=device, dtype=torch.long),
-            loss_sum=d["loss_sum"].to(device),
-            correct=d["correct"].to(device),
+            loss_sum=loss_sum.reshape(()).to(device),
+            correct=correct.reshape(()).to(device=device, dtype=torch.long),
             seen=seen,
-            seconds=float(d["seconds"]),
-            lr=float(d["lr"]),
+            seconds=seconds,
+            lr=lr,
         )

@@ -103,13 +103,13 @@ def _take_position(path: Path, done: int, device: torch.device, train_size: int,
     if not path.exists():
         return
     try:
-        state = ckpt.load_checkpoint(path, "cpu")
+        state = ckpt.load_training_state(path, "cpu")  # a foreign model or optimizer falls back as well
         position = Position.from_state(state["position"], device, train_size)
         if int(state["epoch"]) != done or position.epoch != done:
             point.notes.append(f"removed {POSITION_FILE}: it is of epoch {int(state['epoch']) + 1}, before last.pt's")
             path.unlink(missing_ok=True)
             return
-    except (ckpt.CheckpointError, KeyError, TypeError, ValueError, RuntimeError) as err:
+    except (ckpt.CheckpointError, KeyError, TypeError, ValueError, RuntimeError, AttributeError, OverflowError) as err:
         point.notes.append(f"{POSITION_FILE} does not read ({err}); continuing from the end of epoch {done}")
         path.unlink(missing_ok=True)
         return
