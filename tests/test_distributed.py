@@ -17,12 +17,20 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import ConfigError
 from engine.runs import RunFolder, read_run
 from engine.trainer import run_experiment
 from tests.processes import ROOT, cnnlab, env, kill, progress, start, status, wait_for
 from tests.tiny import TINY, tiny_experiment
 
 FIXED = {"train.precision": "fp32", "train.channels_last": "on", "train.threads": 1}  # no probe; a thread each
+
+
+def test_the_global_batch_must_split_evenly_over_the_devices():
+    with pytest.raises(ConfigError, match="train.batch_size.*3 devices"):
+        tiny_experiment(**{"train.devices": 3})  # a batch of 64
+    bench = cnnlab("bench", "--devices", "1", runs=Path("."))
+    assert bench.returncode == 2 and "2 or more" in bench.stderr
 
 
 def two_ranks(script_args: list[str], runs: Path) -> subprocess.CompletedProcess:

@@ -140,6 +140,8 @@ def bench_devices(args: argparse.Namespace) -> int:
 
     if args.model or args.models:
         raise UsageError("--devices benches one preset or TOML file: give it instead of --model or --models")
+    if args.devices < 2:
+        raise UsageError("--devices N compares one device with N: give N of 2 or more")
     source = args.preset or "shapes-demo"
     sets = [*args.set, *([f"train.batch_size={args.batch}"] if args.batch else [])]
     exp, _ = resolve_experiment(source, sets, None, runs_dir(args))
