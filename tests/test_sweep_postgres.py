@@ -142,6 +142,12 @@ def test_a_worker_on_another_machine_joins_through_the_database(tmp_path, postgr
         assert b.poll() is None, b.stdout.read()
         assert time.monotonic() < end, "machine B's worker never joined"
         time.sleep(0.05)
+    st.set_sweep_state(ss, "running")
+    # A's worker starts once B holds a trial, so that each machine has work to do.
+    while not any(t.state == TrialState.RUNNING for t in ss.trials()):
+        assert b.poll() is None, b.stdout.read()
+        assert time.monotonic() < end, "machine B's worker never took a trial"
+        time.sleep(0.05)
     code = main(["sweep", "--resume", str(sweep.path), "--storage", postgres_url])
     out = capsys.readouterr().out
     b_out, _ = b.communicate(timeout=120)

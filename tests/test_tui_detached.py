@@ -55,6 +55,11 @@ def headless(tmp_path, runs, epochs: int = 4):
     return proc, the_run(runs, proc)
 
 
+def _log(run_dir) -> str:
+    path = run_dir / "output.log"
+    return path.read_text(errors="replace")[-2000:] if path.exists() else "no output.log"
+
+
 def paused(run_dir) -> bool:
     return bool(status(run_dir).get("paused"))
 
@@ -156,15 +161,23 @@ async def test_quitting_hands_the_thread_run_to_a_detached_process_at_its_exact_
 
         await wait_until(pilot, running, timeout=LONG_S, what="the run's first batches on the console's thread")
         run_dir = app.active_run.folder_path
+        # Paused, so that this short run cannot finish before the question is answered (a fast machine
+        # trains it in seconds); the hand-over stops a paused run as it stops a running one.
+        await pilot.press("p")
+        await wait_until(pilot, lambda: app.active_run.state == "paused", timeout=LONG_S, what="the run to pause")
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
         await pilot.press("h")
-        await wait_until(pilot, lambda: app.farewell != "", timeout=LONG_S, what="the hand-over")
-    assert "goes on in process" in app.farewell and str(run_dir) in app.farewell
+        errors = lambda: [m for severity, m in app.notes if severity == "error"]  # noqa: E731
+        await wait_until(pilot, lambda: app.farewell != "" or errors(), timeout=LONG_S, what="the hand-over")
+    assert "goes on in process" in app.farewell and str(run_dir) in app.farewell, (
+        app.farewell,
+        app.told,
+        _log(run_dir),
+    )
     wait_for(lambda: status(run_dir)["state"] == "finished", "the detached process to finish the run")
     log = " ".join((run_dir / "output.log").read_text().split())
-    # The detached process went on from where the thread stopped (mid-epoch, or an epoch's start; on a
-    # slow machine the thread may have finished epoch 1 before the question was answered).
+    # The detached process went on from where the thread paused and stopped (mid-epoch, or an epoch's start).
     assert re.search(r"resumed (at epoch [12], batch \d+ of 48: the exact position saved|after epoch 1)", log), log
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]  # each epoch once

@@ -333,8 +333,9 @@ class CnnlabApp(App):
             self.notify("The run did not stop in time: still training here.", severity="error")
             return
         path = run.folder_path
-        if path is None or run.state != "stopped":
-            self.exit()  # it ended on its own meanwhile: nothing to hand over
+        if path is None or run.state != "stopped":  # it ended on its own meanwhile: nothing to hand over
+            self.farewell = f"{path.name if path else 'the run'} {run.state} before the hand-over: nothing goes on."
+            self.exit()
             return
         try:
             proc = start_detached(path)

@@ -21,6 +21,10 @@ from engine.events import (
 )
 from engine.formatting import cli_pct as pct
 
+# The engine's own words, printed as they are: no markup read into a path's brackets, and left to the
+# terminal to wrap, so that a path in them pastes whole.
+AS_IS = {"markup": False, "highlight": False, "soft_wrap": True}
+
 
 def epoch_line(m: dict) -> str:
     parts = [f"epoch {m['epoch']:>3}", f"loss {m['train_loss']:.4f}", f"acc {pct(m['train_acc'])}"]
@@ -78,7 +82,7 @@ class ConsoleProgress:
             else:
                 print(epoch_line(ev.metrics), flush=True)
         elif isinstance(ev, LogMessage):
-            c.print(ev.text, style="yellow" if ev.level == "warning" else "dim")
+            c.print(ev.text, style="yellow" if ev.level == "warning" else "dim", **AS_IS)
         else:
             self.close()
             if isinstance(ev, RunFinished):
@@ -90,9 +94,9 @@ class ConsoleProgress:
                 if s.get("collapse_warning"):
                     c.print(s["collapse_warning"], style="bold red")
             elif isinstance(ev, RunStopped):
-                c.print(ev.message, style="yellow")
+                c.print(ev.message, style="yellow", **AS_IS)
             elif isinstance(ev, (RunFailed, RunDiverged)):
-                c.print(ev.message, style="bold red")
+                c.print(ev.message, style="bold red", **AS_IS)
 
     def close(self) -> None:
         if self.progress:
