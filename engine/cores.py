@@ -84,6 +84,19 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(count)]
 
 
+def devices_seen() -> str:
+    """What train.devices can take here, said without importing torch (the console's form shows it):
+    the NVIDIA device nodes, as CUDA_VISIBLE_DEVICES narrows them."""
+    nodes = len(glob.glob("/dev/nvidia[0-9]*"))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        nodes = min(nodes, len([v for v in visible.split(",") if v.strip()]))
+    if nodes:
+        return f"Here: {nodes} GPU{'s' if nodes != 1 else ''} seen."
+    cores = len(available_cpus())
+    return f"Here: no GPU seen; N devices are N processes sharing {cores} core{'s' if cores != 1 else ''}."
+
+
 def worker_env(share: Share, base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     threads = str(max(1, len(share.cpus)))

@@ -86,6 +86,15 @@ class World:
             self._call(dist.all_reduce, flat, group=self._control)
         return flat.tolist()
 
+    def each(self, value: float | None) -> list[float | None]:
+        """Every rank's `value` in rank order, on every rank (None where a rank had none)."""
+        if self.size == 1:
+            return [value]
+        slots = torch.zeros(self.size, dtype=torch.float64)
+        slots[self.rank] = float("nan") if value is None else value
+        self._call(dist.all_reduce, slots, group=self._control)
+        return [None if v != v else v for v in slots.tolist()]  # NaN: that rank had no figure
+
     def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
         """Rank 0's tensor on every rank (in place; on the tensor's device)."""
         if self.size > 1:

@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 
 from engine.config import ConfigError
+from engine.export.csv_rows import write_csv
+from engine.export.records import read_record
 from engine.runs import RunFolder, read_run
 from engine.trainer import run_experiment
 from tests.processes import ROOT, cnnlab, env, kill, progress, start, status, wait_for
 from tests.tiny import TINY, tiny_experiment
+from tui.widgets.device_panel import recorded_text
 
 FIXED = {"train.precision": "fp32", "train.channels_last": "on", "train.threads": 1}  # no probe; a thread each
 
@@ -66,6 +69,13 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path):
     assert sum(map(sum, s2["confusion"])) == s1["test_images"]
     assert s2["test_acc"] == pytest.approx(s1["test_acc"], abs=2.5 / s1["test_images"])
     assert RunFolder(two).status()["world_size"] == 2
+    # every rank's peak memory, each epoch: the run screen's device line and the exports show it per rank
+    for row in rows_two:
+        peaks = row["peak_memory_mb_ranks"]
+        assert len(peaks) == 2 and all(p > 0 for p in peaks) and row["peak_memory_mb"] == peaks[0]
+    assert recorded_text("cpu", rows_two).plain.startswith("cpu · peak memory per rank ")
+    header = write_csv([read_record(two)], tmp_path / "runs.csv").read_text().splitlines()[0].split(",")
+    assert {"peak_memory_mb_rank0", "peak_memory_mb_rank1"} <= set(header)
 
 
 def test_two_devices_stop_inside_an_epoch_resume_and_learn_as_one(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cores import CPUS_ENV, Share, plan_workers, split, worker_env
+from engine.cores import CPUS_ENV, Share, devices_seen, plan_workers, split, worker_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,6 +35,20 @@ def test_on_a_gpu_box_each_worker_gets_its_own_gpus():
     assert env["CUDA_VISIBLE_DEVICES"] == "2" and env[CPUS_ENV] == "4,5" and env["OMP_NUM_THREADS"] == "2"
     assert "CUDA_VISIBLE_DEVICES" not in worker_env(Share((0,)), base={})
     assert shares[0].describe() == "2 cores (0,1), GPU 0"
+
+
+def test_the_form_says_how_many_gpus_train_devices_can_take(monkeypatch):
+    import engine.cores as cores
+
+    nodes = ["/dev/nvidia0", "/dev/nvidia1", "/dev/nvidia2", "/dev/nvidia3"]
+    monkeypatch.setattr(cores.glob, "glob", lambda pattern: nodes if pattern == "/dev/nvidia[0-9]*" else [])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert devices_seen() == "Here: 4 GPUs seen."
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
+    assert devices_seen() == "Here: 1 GPU seen."
+    nodes.clear()
+    monkeypatch.setattr(cores, "available_cpus", lambda: [0, 1])
+    assert devices_seen() == "Here: no GPU seen; N devices are N processes sharing 2 cores."
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core pinning is Linux's sched_setaffinity")

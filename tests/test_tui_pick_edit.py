@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from textual.screen import Screen
 
+from engine.cores import devices_seen
 from engine.presets import load_presets
 from engine.runs import read_run
 from tests.console import THEME, RecordingApp, steady_look, wait_until
@@ -169,6 +170,10 @@ async def test_enter_opens_the_highlighted_preset_in_the_editor(app: CnnlabApp):
         assert edit.preset.name == "my-shapes" and edit.preset.user
         exp = edit.current_experiment()
         assert exp is not None and exp.optim.lr == 0.05 and exp.train.epochs == 3
+        edit.form.show_field("train.devices")  # its note says what this machine has to train on
+        await wait_until(pilot, lambda: "train.devices" in edit.form._rows, what="the devices field")
+        note = str(edit.form._rows["train.devices"].query_one(".field-note").render())
+        assert devices_seen() in " ".join(note.split()), note
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, PickScreen)

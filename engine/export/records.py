@@ -13,7 +13,7 @@ from typing import Any
 from engine.config_doc import cell, flatten_doc
 from engine.runs import RunFolder, read_run
 
-__all__ = ["SUMMARY_KEYS", "RunRecord", "cell", "flatten_doc", "read_record"]
+__all__ = ["SUMMARY_KEYS", "RunRecord", "cell", "flat_row", "flatten_doc", "read_record"]
 
 # The figures of summary.json an export carries beside the per-epoch metrics.
 SUMMARY_KEYS = ("best_val_acc", "best_epoch", "test_acc", "test_loss")
@@ -45,6 +45,18 @@ def read_record(path: Path) -> RunRecord:
         preset=info.preset,
         state=info.state,
         config=flatten_doc(folder.read_config_doc()),
-        metrics=folder.metrics(),
+        metrics=[flat_row(row) for row in folder.metrics()],
         summary=folder.summary(),
     )
+
+
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A metrics line with its per-rank lists (`peak_memory_mb_ranks`) as one figure per rank
+    (`peak_memory_mb_rank0`, …): every exporter takes numbers, one per column or tag."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, list) and key.endswith("_ranks"):
+            out.update({f"{key[: -len('_ranks')]}_rank{i}": v for i, v in enumerate(value)})
+        else:
+            out[key] = value
+    return out

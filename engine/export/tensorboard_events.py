@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import BatchProgress, EpochFinished, Listener, LogMessage, RunFinished, RunStarted, end_state
-from engine.export.records import RunRecord, cell
+from engine.export.records import RunRecord, cell, flat_row
 
 LIVE_FOLDER = "tensorboard"  # inside the run folder
 # metrics.jsonl keys as TensorBoard tags: grouped so the loss curves share a card, as do the accuracies.
@@ -44,13 +44,15 @@ def summary_writer():
 
 
 def tag_of(key: str) -> str:
+    if key.startswith("peak_memory_mb_rank"):
+        return f"device/{key}"  # each rank's device beside the run's peak
     return TAGS.get(key, f"other/{key}")
 
 
 def scalars_of(row: dict[str, Any]) -> dict[str, float]:
     """A metrics line's numbers as {tag: value} (the epoch itself is the step, not a scalar)."""
     out = {}
-    for key, value in row.items():
+    for key, value in flat_row(row).items():
         if key in ("epoch", "phase") or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         out[tag_of(key)] = float(value)

@@ -21,6 +21,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from engine.config import Experiment
+from engine.cores import devices_seen
 from engine.presets import Preset, load_presets, save_user_preset
 from engine.runs import safe_name
 from tui.messages import StartRun
@@ -135,7 +136,7 @@ class EditScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(self._title(), id="edit-title", markup=False)
-        yield ConfigForm(self.preset.experiment, id="form")
+        yield ConfigForm(self.preset.experiment, id="form", machine_notes={"train.devices": devices_seen()})
         yield Static("", id="edit-status", markup=False)
         # At 80 columns every key of the editor shows; ctrl+p (shown on the other screens) still opens the palette.
         yield Footer(compact=True, show_command_palette=False)

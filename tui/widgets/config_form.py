@@ -55,9 +55,10 @@ class FieldRow(Widget):
     FieldRow.unused .field-title { color: $text-disabled; }
     """
 
-    def __init__(self, spec: FieldSpec, raw: Any) -> None:
+    def __init__(self, spec: FieldSpec, raw: Any, machine_note: str = "") -> None:
         super().__init__(id=f"row-{widget_id(spec)}")
         self.spec = spec
+        self.machine_note = machine_note  # what this machine offers for the field (GPUs seen)
         self.raw = raw  # the editor's value when mounted (Select/Switch value, or Input text)
         self._shown: tuple[Any, ...] | None = None
         self.error: str | None = None
@@ -92,6 +93,8 @@ class FieldRow(Widget):
 
     def _note(self) -> Text:
         note = Text(self.spec.help_text())
+        if self.machine_note:
+            note.append(f" {self.machine_note}", style="italic")
         if self.unused:
             note.append(f"\n⊘ {self.unused}", style="italic")
         if self.error:
@@ -155,9 +158,10 @@ class ConfigForm(Widget):
         def control(self) -> "ConfigForm":
             return self.form
 
-    def __init__(self, base: Experiment, *, id: str | None = None) -> None:
+    def __init__(self, base: Experiment, *, id: str | None = None, machine_notes: dict[str, str] | None = None) -> None:
         super().__init__(id=id)
         self.base = base
+        self.machine_notes = machine_notes or {}
         self.specs = field_specs()
         self.keys = [s.key for s in self.specs]
         self._spec = {s.key: s for s in self.specs}
@@ -200,7 +204,7 @@ class ConfigForm(Widget):
         rows = []
         for spec in self.specs:
             if spec.section == section:
-                row = FieldRow(spec, self.raw[spec.key])
+                row = FieldRow(spec, self.raw[spec.key], self.machine_notes.get(spec.key, ""))
                 self._rows[spec.key] = row
                 rows.append(row)
         return rows

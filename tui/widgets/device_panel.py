@@ -14,12 +14,33 @@ SAMPLE_EVERY_S = 2.0
 
 
 def recorded_text(device: str, rows: list[dict[str, Any]]) -> Text:
-    """What the folder says: the device, and the highest peak memory of its epochs."""
+    """What the folder says: the device, and the highest peak memory of its epochs (each rank's, for
+    a run on several devices)."""
     text = Text(device or "device not known yet")
+    ranks = ranks_peak(rows)
+    if ranks:
+        text.append(f" · {ranks}")
+        return text
     peaks = [r["peak_memory_mb"] for r in rows if isinstance(r.get("peak_memory_mb"), (int, float))]
     if peaks:
         text.append(f" · peak memory {max(peaks):.0f} MB", style="")
     return text
+
+
+def ranks_peak(rows: list[dict[str, Any]]) -> str:
+    """ "peak memory per rank 812 / 790 MB" over the epochs so far; "" for a run on one device."""
+    per_rank: list[float] = []
+    for row in rows:
+        values = row.get("peak_memory_mb_ranks")
+        if not isinstance(values, list):
+            continue
+        per_rank += [0.0] * (len(values) - len(per_rank))
+        for i, v in enumerate(values):
+            if isinstance(v, (int, float)):
+                per_rank[i] = max(per_rank[i], v)
+    if len(per_rank) < 2:
+        return ""
+    return "peak memory per rank " + " / ".join(f"{v:.0f}" for v in per_rank) + " MB"
 
 
 class DevicePanel(Static):
@@ -79,6 +100,9 @@ class DevicePanel(Static):
         s = self.monitor.sample()
         self.samples += 1
         text = Text(panel_text(s))
+        ranks = ranks_peak(self.rows)  # the sampled process is rank 0's; the others' from the metrics
+        if ranks:
+            text.append(f" · {ranks}")
         if s.note:
             text.append(f" · {s.note}", style="dim italic")
         self.update(text)
