@@ -19,7 +19,7 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def build(exp: Experiment, rt, classes: int, channels: int, size: int):
+def build(exp: Experiment, rt, classes: int, channels: int, size: int, init_scale: float = 2.0**16):
     import torch
 
     from engine.models import build_model
@@ -28,13 +28,14 @@ def build(exp: Experiment, rt, classes: int, channels: int, size: int):
     model = build_model(exp.model, classes, size, channels).to(rt.device, memory_format=rt.memory_format)
     model.train()
     optimizer = build_optimizer(exp.optim, model.parameters())
-    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_scaler)
+    scaler = torch.amp.GradScaler(rt.device.type, init_scale=init_scale, enabled=rt.needs_scaler)
     return model, optimizer, scaler
 
 
 class PureCompute:
-    """Forward + backward + step on float batches already on the device, normalised and laid out as
-    the engine lays them out (a few distinct batches, taken in turn)."""
+    """Forward + backward + step on float batches already on the device, normalised and laid out in
+    the runtime's memory format, in its precision (a few distinct batches, taken in turn). The bench
+    makes one per candidate of auto's probe (engine.autotune.candidates)."""
 
     DISTINCT_BATCHES = 4
 
@@ -44,7 +45,8 @@ class PureCompute:
 
         self.exp, self.rt = exp, rt
         channels, size = images.shape[1], images.shape[-1]
-        self.model, self.optimizer, self.scaler = build(exp, rt, classes, channels, size)
+        # fp16's scaler starts at 1, as auto's probe does: early overflows would skip optimizer steps and time short.
+        self.model, self.optimizer, self.scaler = build(exp, rt, classes, channels, size, init_scale=1.0)
         # The trainer's own step, so the ratio measures what lies around it.
         self.train_step = TrainStep(
             self.model,

@@ -1,15 +1,21 @@
-"""The bench's result drawn for a terminal: a rich table of medians and ratios (fits 80 columns) and
-the lines under it (machine, goals, end of epoch, memory, decoded cache)."""
+"""The bench's result drawn for a terminal: two rich tables of medians, ratios and the ceiling (each
+fits 80 columns) and the lines under them (machine, goals, matmul rate, a small batch's overhead,
+every candidate's pure compute, end of epoch, memory, decoded cache)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.bench.targets import GOAL_CACHE_SPEEDUP, GOAL_ENGINE_VS_PURE, GOAL_ENGINE_VS_REPORTS
+from engine.bench.targets import (
+    GOAL_CACHE_SPEEDUP,
+    GOAL_ENGINE_VS_PURE,
+    GOAL_ENGINE_VS_REPORTS,
+    GOAL_SMALL_BATCH_OVERHEAD,
+)
 
 
 def _ips(s: dict[str, Any], best: bool = False) -> str:
-    spread_pct = f" ±{100 * s['iqr'] / s['median']:.0f}%" if s["iqr"] and s["median"] else ""
+    spread_pct = f"±{100 * s['iqr'] / s['median']:.0f}%" if s["iqr"] and s["median"] else ""
     return f"{s['median']:,.0f}{spread_pct}{'*' if best else ''}"
 
 
@@ -21,47 +27,111 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
+def _short(label: str | None) -> str:
+    return (label or "?").replace(", channels_last", " cl")
+
+
+def _pct(share: float | None) -> str:
+    if share is None:
+        return "–"
+    return f"{100 * share:.1f}%" if share < 0.1 else f"{100 * share:.0f}%"
+
+
 def render(result: dict[str, Any]):
-    """The rich table of medians and ratios (fits 80 columns), and the lines under it."""
+    """Two rich tables (speed and ways; ceiling and the reports' pipeline), each within 80 columns,
+    and the lines under them."""
     from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     m = result["machine"]
-    table = Table(
-        title="cnnlab bench: training images/s, median ±IQR", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    speed = Table(
+        title="cnnlab bench: training images/s, median ±IQR; pure: the best of auto's candidates, in its way "
+        "(cl: channels_last); auto: the engine's way",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
     )
-    for col in ("model", "batch", "pure", "engine", "rep. w0", "rep. w2", "eng/pure", "eng/rep"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    for col in ("model", "batch", "pure", "way", "engine", "auto", "eng/pure", "eng/rep"):
+        speed.add_column(col, justify="left" if col in ("model", "way", "auto") else "right")
+    room = Table(
+        title="the ceiling: train FLOPs per image against the measured matmul rate; the reports' pipeline",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("model", "GFLOP/img", "ceiling", "pure", "engine", "rep. w0", "rep. w2"):
+        room.add_column(col, justify="left" if col == "model" else "right")
+    flags = ", ".join(m.get("cpu_flags") or []) or "none of note"
     lines = [
-        f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
-        f"torch {m['torch']}, Python {m['python']}"
+        f"machine: {m['cpu']} ({flags}; bf16 {'native' if m.get('bf16_native') else 'not native'}), "
+        f"{m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, Python {m['python']}"
+        + (f", {m['cuda']}" if m.get("cuda") else "")
     ]
+    small: list[str] = []
     for r in result["models"]:
         best = r["reports_best_workers"]
-        table.add_row(
+        speed.add_row(
             r["model"],
             str(r["batch"]),
             _ips(r["pure"]),
+            _short(r["pure_best"]),
             _ips(r["engine"]),
-            _ips(r["reports_w0"], best == 0),
-            _ips(r["reports_w2"], best == 2),
+            _short(r["engine_way"]),
             _ratio(r["engine_vs_pure"], GOAL_ENGINE_VS_PURE),
             _ratio(r["engine_vs_reports"], GOAL_ENGINE_VS_REPORTS),
         )
-        layout = "channels_last" if r["channels_last"] else "contiguous"
+        c = r.get("ceiling") or {}
+        room.add_row(
+            r["model"],
+            f"{c['train_flops'] / 1e9:.3g}" if c.get("train_flops") else "–",
+            f"{c['ips']:,.0f}" if c.get("ips") else "–",
+            _pct(c.get("pure_share")),
+            _pct(c.get("engine_share")),
+            _ips(r["reports_w0"], best == 0),
+            _ips(r["reports_w2"], best == 2),
+        )
+        ways = " · ".join(f"{_short(label)} {s['median']:,.0f}" for label, s in r["pure_ways"].items())
+        same = r.get("engine_vs_same_way")
         share = f" ({100 * r['epoch_end_share']:.2f} % of a full epoch)" if r.get("epoch_end_share") is not None else ""
         lines.append(
-            f"{r['model']}: {r['steps']} steps x {r['repeats']} repeats on {r['device']}, {r['precision']}, {layout} "
-            f"(the engine ran {r['engine_precision']}{', channels_last' if r['engine_channels_last'] else ''}); "
-            f"end of epoch (metrics, checkpoints) {r['epoch_end_s']:.2f} s{share}"
+            f"{r['model']}: pure {ways} img/s; the rule alone: {_short(r['rule'])}; the engine ran "
+            f"{_short(r['engine_way'])}" + (f", {same:.2f} of pure in that way" if same is not None else "") + "; "
+            f"{r['steps']} steps x {r['repeats']} repeats on {r['device']}; "
+            f"end of epoch {r['epoch_end_s']:.2f} s{share}"
+            + (f"; failed: {', '.join(r['failed'])}" if r.get("failed") else "")
         )
+        sb = r.get("small_batch")
+        if sb and sb.get("overhead") is not None:
+            ok = sb["overhead"] <= GOAL_SMALL_BATCH_OVERHEAD
+            small.append(
+                f"batch {sb['batch']}, {r['model']}: the engine {sb['engine_ms']:.1f} ms a step against pure compute's "
+                f"{sb['pure_ms']:.1f} ms ({_short(sb['pure_way'])}): overhead "
+                f"[{'green' if ok else 'red'}]{100 * sb['overhead']:+.1f} %[/] (goal ≤ "
+                f"{100 * GOAL_SMALL_BATCH_OVERHEAD:.0f} %)"
+            )
     goals_line = (
-        f"goals: engine/pure ≥ {GOAL_ENGINE_VS_PURE:.2f}, engine/reports ≥ {GOAL_ENGINE_VS_REPORTS:.0f} "
+        f"goals: engine/best pure ≥ {GOAL_ENGINE_VS_PURE:.2f}, engine/reports ≥ {GOAL_ENGINE_VS_REPORTS:.0f} "
         "against the better (*) of the reports' pipeline with 0 and 2 DataLoader workers"
     )
-    parts: list[Any] = [table, Text(goals_line, style="dim")]
+    mm = result.get("matmul") or []
+    parts: list[Any] = [speed, Text(""), room, Text(goals_line, style="dim")]
+    if mm:
+        rates = ", ".join(f"{r['precision']} {r['tflops']:.3g} TFLOP/s" for r in mm)
+        size = mm[0]["size"]
+        parts.append(
+            Text(
+                f"matmul rate ({size}x{size}, median of {mm[0]['repeats']}): {rates}; the ceiling takes the fastest "
+                "and a training step as three forwards",
+                style="dim",
+            )
+        )
+    parts += [Text.from_markup(line) for line in small]
     parts += [Text(line, style="dim") for line in lines]
     for mem in result["memory"]:
         parts.append(

@@ -1,5 +1,7 @@
 """The bench itself: write the folder datasets, time the decoded cache, then for every target time the
-three ways taking turns (the order rotating every repeat) and reduce them to medians and ratios."""
+ways taking turns (pure compute in each of auto's candidates, the engine, the reports' pipeline; the
+order rotating every repeat) and reduce them to medians, ratios, the ceiling and a small batch's
+per-step overhead."""
 
 from __future__ import annotations
 
@@ -10,11 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench import BenchError
+from engine.bench.ceiling import TRAIN_FORWARDS, ceiling, forward_flops, matmul_rate
 from engine.bench.images import CACHE_MIN_IMAGES, count_images, time_decoded_cache, write_folder_dataset
 from engine.bench.machine import machine
 from engine.bench.measure import PureCompute, engine_once
 from engine.bench.reports import REPORTS_WORKERS, ReportsPipeline
-from engine.bench.targets import Target, engine_experiment, goals, memory_line, shape_of, train_split_images
+from engine.bench.targets import (
+    SMALL_BATCH,
+    Target,
+    engine_experiment,
+    goals,
+    memory_line,
+    shape_of,
+    train_split_images,
+    without_weights,
+)
 
 
 def spread(values: list[float], digits: int = 1) -> dict[str, Any]:
@@ -31,32 +43,53 @@ def spread(values: list[float], digits: int = 1) -> dict[str, Any]:
     }
 
 
-def bench_target(target: Target, root: Path, runs_dir: Path, say=lambda text: None) -> dict[str, Any]:
-    """Time the three ways for one target, taking turns; the order rotates every repeat so that a
-    slow patch of the machine does not always fall on the same way."""
+def bench_target(
+    target: Target, root: Path, runs_dir: Path, say=lambda text: None, rates: dict | None = None
+) -> dict[str, Any]:
+    """Time the ways for one target, taking turns: pure compute in every candidate of auto's probe,
+    the engine, the reports' pipeline. The order rotates every repeat so that a slow patch of the
+    machine does not always fall on the same way. `rates` keeps the matmul rates measured so far
+    (per device and precision), so each is measured once per bench."""
+    from engine.autotune import Candidate, candidates
     from engine.data import load_splits
-    from engine.device import select_runtime
+    from engine.device import Runtime, select_runtime
 
-    exp = target.exp
+    exp = without_weights(target.exp)  # pure compute and the reports' way build the model as the engine's run does
     started = time.perf_counter()
-    images = (target.warmup + target.steps) * target.batch
+    # The reports' first measure takes at least one untimed batch, even at --warmup 0.
+    images = (max(target.warmup, 1) + target.steps) * target.batch
     eng_exp = engine_experiment(exp, root, images)
     splits = load_splits(eng_exp.data)  # read from the decoded cache, as the engine's runs will
-    rt = select_runtime(exp.train)
+    rule = select_runtime(exp.train)
+    cands = candidates(exp, rule)  # the probe's own set: the same safe precisions and layouts
     x, y = splits.train.images, splits.train.labels
     classes = splits.num_classes
-    pure = PureCompute(exp, rt, x, y, splits.mean, splits.std, classes)
-    reports = ReportsPipeline(exp, rt.device, x, y, splits.mean, splits.std, classes)
+    pures: dict[str, PureCompute] = {}
+    failed: dict[str, str] = {}
+    for c in cands:
+        try:
+            rt = Runtime(rule.device, c.precision, c.channels_last)
+            pures[c.label] = PureCompute(exp, rt, x, y, splits.mean, splits.std, classes)
+        except RuntimeError as err:  # a kernel missing in this precision: the probe drops it too
+            failed[c.label] = str(err).splitlines()[0][:200]
+    if not pures:
+        raise BenchError(f"{target.label}: no candidate precision and layout could train: {failed}")
+    reports = ReportsPipeline(exp, rule.device, x, y, splits.mean, splits.std, classes)
 
-    runs: dict[str, list[float]] = {"pure": [], "engine": [], **{f"reports_w{w}": [] for w in REPORTS_WORKERS}}
+    runs: dict[str, list[float]] = {
+        **{f"pure {label}": [] for label in pures},
+        "engine": [],
+        **{f"reports_w{w}": [] for w in REPORTS_WORKERS},
+    }
     epoch_end: list[float] = []
     engine_info: dict[str, Any] = {}
     first_engine = True
 
     def run_engine() -> float:
         nonlocal first_engine, engine_info
-        # The engine's first run warms torch up like the other ways' first steps; later runs only
-        # need their first step (optimizer state, allocations) kept out of the timing.
+        # The engine's first run warms torch up like the other ways' first steps (and lets auto
+        # measure, or recall, its choice); later runs only need their first step (optimizer state,
+        # allocations) kept out of the timing.
         info = engine_once(
             eng_exp if first_engine else engine_experiment(exp, root, (1 + target.steps) * target.batch),
             runs_dir,
@@ -67,8 +100,8 @@ def bench_target(target: Target, root: Path, runs_dir: Path, say=lambda text: No
         epoch_end.append(info["epoch_end_s"])
         return info["ips"]
 
-    ways = {
-        "pure": lambda: pure.measure(target.steps, target.warmup),
+    ways: dict[str, Any] = {
+        **{f"pure {label}": (lambda p=p: p.measure(target.steps, target.warmup)) for label, p in pures.items()},
         "engine": run_engine,
         **{f"reports_w{w}": (lambda w=w: reports.measure(target.steps, target.warmup, w)) for w in REPORTS_WORKERS},
     }
@@ -77,11 +110,23 @@ def bench_target(target: Target, root: Path, runs_dir: Path, say=lambda text: No
         k = r % len(order)
         line = []
         for name in order[k:] + order[:k]:
-            value = ways[name]()
+            if name not in ways:
+                continue
+            try:
+                value = ways[name]()
+            except RuntimeError as err:  # a pure candidate that builds but cannot step
+                if not name.startswith("pure "):
+                    raise
+                failed[name[5:]] = str(err).splitlines()[0][:200]
+                del ways[name], runs[name], pures[name[5:]]
+                continue
             runs[name].append(value)
             line.append(f"{name} {value:,.0f}")
         say(f"{target.label}: repeat {r + 1}/{target.repeats}: " + " · ".join(line) + " img/s")
+    if not pures:
+        raise BenchError(f"{target.label}: no candidate precision and layout could train: {failed}")
 
+    engine_way = Candidate(engine_info.get("precision"), bool(engine_info.get("channels_last"))).label
     out: dict[str, Any] = {
         "model": target.label,
         "arch": exp.model.arch,
@@ -92,20 +137,34 @@ def bench_target(target: Target, root: Path, runs_dir: Path, say=lambda text: No
         "steps": target.steps,
         "warmup": target.warmup,
         "repeats": target.repeats,
-        "device": str(rt.device),
-        "precision": rt.precision,
-        "channels_last": rt.channels_last,
+        "device": str(rule.device),
+        "rule": cands[0].label,  # what engine.device's rule alone would take
+        "candidates": [c.label for c in cands],
+        "failed": failed,
+        "engine_way": engine_way,
         "engine_precision": engine_info.get("precision"),
         "engine_channels_last": engine_info.get("channels_last"),
         "augment": {k: v for k, v in exp.augment.model_dump().items() if v},
     }
-    for name, values in runs.items():
-        out[name] = spread(values)
+    out["pure_ways"] = {label: spread(runs[f"pure {label}"]) for label in pures}
+    best = max(out["pure_ways"], key=lambda label: out["pure_ways"][label]["median"])
+    out["pure_best"] = best
+    out["pure"] = out["pure_ways"][best]
+    for name in ("engine", *(f"reports_w{w}" for w in REPORTS_WORKERS)):
+        out[name] = spread(runs[name])
     best_w = max(REPORTS_WORKERS, key=lambda w: out[f"reports_w{w}"]["median"])
     out["reports_best_workers"] = best_w
     engine_ips = out["engine"]["median"]
     out["engine_vs_pure"] = round(engine_ips / out["pure"]["median"], 3)
+    same = out["pure_ways"].get(engine_way)
+    # Against pure compute in the engine's own way: what lies around the step, apart from auto's choice.
+    out["engine_vs_same_way"] = round(engine_ips / same["median"], 3) if same else None
     out["engine_vs_reports"] = round(engine_ips / out[f"reports_w{best_w}"]["median"], 3)
+
+    out["ceiling"] = target_ceiling(pures, rule.device, {c.precision for c in cands}, rates, out)
+    if target.batch <= SMALL_BATCH:
+        out["small_batch"] = small_batch(out)
+
     end_s = statistics.median(epoch_end)
     out["epoch_end_s"] = round(end_s, 3)
     full = train_split_images(exp)
@@ -116,11 +175,50 @@ def bench_target(target: Target, root: Path, runs_dir: Path, say=lambda text: No
     return out
 
 
+def target_ceiling(
+    pures: dict[str, PureCompute], device, precisions: set[str], rates: dict | None, row: dict[str, Any]
+) -> dict[str, Any]:
+    """The model's FLOPs per image against the device's matmul rate, and the share of it pure
+    compute (its best way) and the engine reach."""
+    any_pure = next(iter(pures.values()))
+    shape = tuple(any_pure.batches[0][0].shape[1:])
+    fwd = forward_flops(any_pure.model, shape)
+    rates = {} if rates is None else rates
+    for p in sorted(precisions):
+        if (str(device), p) not in rates:
+            rates[(str(device), p)] = matmul_rate(device, p)
+    mine = {p: rates[(str(device), p)] for p in precisions}
+    c = ceiling({"forward_flops": fwd, "train_flops": TRAIN_FORWARDS * fwd}, mine)
+    c["matmul"] = {p: r["tflops"] for p, r in sorted(mine.items())}
+    if c["ips"]:
+        c["pure_share"] = round(row["pure"]["median"] / c["ips"], 4)
+        c["engine_share"] = round(row["engine"]["median"] / c["ips"], 4)
+    return c
+
+
+def small_batch(row: dict[str, Any]) -> dict[str, Any]:
+    """Milliseconds per step of the engine against pure compute (in the engine's own way, else the
+    best), and the engine's overhead over it."""
+    b = row["batch"]
+    way = row["engine_way"] if row["engine_way"] in row["pure_ways"] else row["pure_best"]
+    ms = lambda ips: round(1000 * b / ips, 3) if ips else None  # noqa: E731
+    engine_ms, pure_ms = ms(row["engine"]["median"]), ms(row["pure_ways"][way]["median"])
+    return {
+        "batch": b,
+        "engine_ms": engine_ms,
+        "pure_ms": pure_ms,
+        "pure_way": way,
+        "pure_best_ms": ms(row["pure"]["median"]),
+        "overhead": round(engine_ms / pure_ms - 1, 4) if engine_ms and pure_ms else None,
+    }
+
+
 def run_bench(targets: list[Target], *, say=lambda text: None, workdir: Path | None = None) -> dict[str, Any]:
     """The whole bench: write the folder datasets, time the cache, bench every target."""
     import torch
 
     result: dict[str, Any] = {"machine": machine(), "goals": goals(), "models": [], "memory": [], "cache": None}
+    rates: dict[tuple[str, str], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-", dir=workdir) as tmp:
         tmp_path = Path(tmp)
         runs_dir = tmp_path / "runs"
@@ -130,7 +228,7 @@ def run_bench(targets: list[Target], *, say=lambda text: None, workdir: Path | N
             if channels != 3:
                 raise BenchError(f"{t.label}: the bench writes RGB images; {channels}-channel data is not supported")
             key = (classes, channels, size)
-            needed = (t.warmup + t.steps) * t.batch
+            needed = (max(t.warmup, 1) + t.steps) * t.batch
             if key not in roots:
                 root = tmp_path / f"data-{classes}-{size}"
                 count = max(needed, CACHE_MIN_IMAGES, classes)
@@ -150,5 +248,6 @@ def run_bench(targets: list[Target], *, say=lambda text: None, workdir: Path | N
             classes, channels, size = shape_of(t.exp)
             say(f"{t.label}: batch {t.batch}, {t.steps} timed steps after {t.warmup} warm-up, {t.repeats} repeats")
             with torch.random.fork_rng():
-                result["models"].append(bench_target(t, roots[(classes, channels, size)], runs_dir, say))
+                result["models"].append(bench_target(t, roots[(classes, channels, size)], runs_dir, say, rates))
+    result["matmul"] = [{"device": device, **r} for (device, _), r in sorted(rates.items())]
     return result

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from engine.bench.targets import DEFAULT_MODELS, DEFAULT_REPEATS, MODEL_PRESETS
+from engine.bench.targets import ALL_MODELS, DEFAULT_MODELS, DEFAULT_REPEATS
 from engine.cli.exits import EXIT_OK, CommandFailed, UsageError
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out
@@ -27,9 +27,12 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="measure training speed: pure compute vs the engine vs the reports' DataLoader pipeline",
         description="Time, in one process and taking turns, a model's pure compute (forward + backward + step on "
-        "batches in memory), the engine's real training path, and the reports' PIL-transform DataLoader pipeline; "
-        "print medians and the ratios engine/pure (goal >= 0.90) and engine/reports (goal >= 2). Without a preset "
-        "or --model it benches " + ", ".join(DEFAULT_MODELS) + " at their presets' batch sizes.",
+        "batches in memory) in every precision and layout auto's probe weighs, the engine's real training path, and "
+        "the reports' PIL-transform DataLoader pipeline; print medians, the ratios engine/best pure (goal >= 0.95) "
+        "and engine/reports (goal >= 2), the ceiling (FLOPs per image against the measured matmul rate) and, at a "
+        "batch of 8 or less, the engine's per-step overhead (goal within 10 %). Without a preset or --model it "
+        "benches " + ", ".join(DEFAULT_MODELS) + " at their presets' batch sizes; --models all benches every "
+        "architecture. --together N times N trainings at once against one alone.",
     )
     sp.add_argument(
         "preset", nargs="?", metavar="PRESET_OR_TOML", help="bench this preset (default: the four report models)"
@@ -40,7 +43,11 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--batch", type=int, help="batch size (default: the preset's; 128 with --model)")
     sp.add_argument(
         "--models",
-        help="comma-separated subset of " + ",".join(MODEL_PRESETS) + " (default " + ",".join(DEFAULT_MODELS) + ")",
+        help="comma-separated subset of "
+        + ",".join(ALL_MODELS)
+        + ", or all (default "
+        + ",".join(DEFAULT_MODELS)
+        + ")",
     )
     sp.add_argument("--repeats", type=int, help=f"turns of every way (default {DEFAULT_REPEATS}; the Backbone 2)")
     sp.add_argument(
@@ -61,6 +68,21 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="time the preset (default shapes-demo) on 1 device and on N (torchrun, DistributedDataParallel), "
         "taking turns, and the scaling ratio",
+    )
+    sp.add_argument(
+        "--together",
+        type=int,
+        metavar="N",
+        help="time N trainings of the preset (default shapes-demo) at once, each a `python -m engine run` "
+        "process, against one alone, taking turns: the total images/s and the ratio (goal >= 0.90)",
+    )
+    sp.add_argument(
+        "--epochs",
+        type=int,
+        help="with --together: epochs per training (default 4; the first warms up and is not counted)",
+    )
+    sp.add_argument(
+        "--images", type=int, help="with --together: images an epoch (default 8192): a few seconds an epoch"
     )
     sp.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     sp.add_argument(
@@ -85,7 +107,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(UI_BENCH_ELSEWHERE)
     if args.forget:
         return forget()
-    for flag in ("batch", "repeats", "steps", "threads"):
+    for flag in ("batch", "repeats", "steps", "threads", "images"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UsageError(f"--{flag} must be at least 1")
@@ -93,6 +115,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError("--warmup must be 0 or more")
     if sum([bool(args.preset), bool(args.model), bool(args.models)]) > 1:
         raise UsageError("give a preset, --model or --models, not several")
+    if args.together is not None and args.devices is not None:
+        raise UsageError("give --together or --devices, not both")
+    if args.together is not None:
+        return bench_together(args)
+    if args.epochs is not None or args.images is not None:
+        raise UsageError("--epochs and --images are for --together N")
     if args.devices is not None:
         return bench_devices(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
@@ -155,6 +183,55 @@ def bench_devices(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         out.print(render_devices(result), markup=False, highlight=False)
+    return EXIT_OK
+
+
+def bench_together(args: argparse.Namespace) -> int:
+    """`--together N`: N trainings of one preset at once against one alone (engine.bench.together)."""
+    from engine.bench import BenchError
+    from engine.bench.together import DEFAULT_EPOCHS, DEFAULT_IMAGES, render_together
+    from engine.bench.together import bench_together as measure
+    from engine.cli.run import resolve_experiment
+
+    if args.together < 2:
+        raise UsageError(
+            f"--together {args.together}: N trainings at once are set against one alone: give N of 2 or more"
+        )
+    if args.epochs is not None and args.epochs < 2:
+        raise UsageError("--epochs with --together must be at least 2: the first epoch warms up and is not counted")
+    if args.models:
+        raise UsageError("--together benches one preset, TOML file or --model: give it instead of --models")
+    sets = [*args.set, *([f"train.batch_size={args.batch}"] if args.batch else [])]
+    if args.model:
+        from engine.bench.targets import model_experiment
+        from engine.config import apply_overrides
+
+        exp = model_experiment(args.model, args.batch or 128)
+        exp = apply_overrides(exp, parse_sets(args.set)) if args.set else exp
+        label, preset = args.model, None
+    else:
+        source = args.preset or "shapes-demo"
+        exp, p = resolve_experiment(source, sets, None, runs_dir(args))
+        label, preset = source, getattr(p, "name", None)
+    quiet = args.json and not sys.stderr.isatty()
+    say = (lambda text: None) if quiet else (lambda text: err.print(text, style="dim", highlight=False))
+    try:
+        result = measure(
+            exp,
+            args.together,
+            label=label,
+            preset=preset,
+            epochs=args.epochs or DEFAULT_EPOCHS,
+            images=args.images or DEFAULT_IMAGES,
+            repeats=args.repeats or 2,
+            say=say,
+        )
+    except BenchError as e:
+        raise CommandFailed("bench failed", str(e)) from None
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(render_together(result), markup=False, highlight=False)
     return EXIT_OK
 
 
