@@ -129,5 +129,5 @@ def test_models_all_is_every_architecture_at_its_presets_batch():
         256,
         128,
     )
-    assert by["resnet50"].steps <= 2 and by["backbone"].steps == 1  # the slow ones keep their short plans
+    assert by["resnet50"].steps <= 3 and by["backbone"].steps == 1  # the slow ones keep their short plans
     assert [t.label for t in bench_targets.resolve_targets()] == list(bench_targets.DEFAULT_MODELS)

@@ -43,9 +43,10 @@ class Training:
     log: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
     ends: list[float] = field(default_factory=list)  # monotonic time each metrics line was first seen
-    threads: set[int] = field(default_factory=set)
+    threads: set[int] = field(default_factory=set)  # its pool's sizes while it shared the cores (alone: its size)
     sharing: int = 1  # the most trainings it saw on the machine at once
     pid: int | None = None  # the process that trained, as its status.json says
+    expect: int = 1  # the trainings of its group
 
     def folder(self) -> RunFolder | None:
         found = [p for p in self.runs_dir.iterdir() if p.is_dir() and (p / "status.json").exists()]
@@ -62,9 +63,10 @@ class Training:
         if status:
             st = folder.status()
             self.pid = st.get("pid") or self.pid
-            if st.get("threads"):
+            sharing = int(st.get("trainings_sharing") or 1)
+            if st.get("threads") and sharing >= self.expect:  # not the moments before the others claimed
                 self.threads.add(int(st["threads"]))
-            self.sharing = max(self.sharing, int(st.get("trainings_sharing") or 1))
+            self.sharing = max(self.sharing, sharing)
 
     def epochs(self) -> list[tuple[float, float, float]]:
         """(start, end, images/s) of every epoch after the first."""
@@ -89,7 +91,7 @@ def run_group(toml: Path, count: int, where: Path) -> list[Training]:
         argv = [sys.executable, "-m", "engine", "run", str(toml), "--runs-dir", str(runs_dir), "--name", "together"]
         with log.open("w") as err:
             proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        group.append(Training(proc, runs_dir, log))
+        group.append(Training(proc, runs_dir, log, expect=count))
     last_status = 0.0
     while True:
         running = [t.proc.poll() is None for t in group]
@@ -223,10 +225,10 @@ def render_together(result: dict[str, Any]) -> str:
         f"cnnlab bench --together {n}: {result['model']}, batch {result['batch']}, {result['images_per_epoch']:,} "
         f"images an epoch, {result['epochs']} epochs, median of {result['repeats']} ({where}, torch {m['torch']})",
         f"  1 alone:      {result['alone']['median']:,.0f} img/s"
-        f" ({', '.join(map(str, result['threads_alone'])) or '?'} threads)",
+        f" ({', '.join(map(str, result['threads_alone'])) or '?'} thread(s))",
         f"  {n} at once:    {result['together_total']['median']:,.0f} img/s in total"
         + (f" (last turn {' + '.join(f'{v:,.0f}' for v in each)})" if each else "")
-        + f", {', '.join(map(str, result['threads_together'])) or '?'} threads each",
+        + f", {', '.join(map(str, result['threads_together'])) or '?'} thread(s) each while sharing",
         f"  together/alone: {ratio:.2f} ({'meets' if ratio >= goal else 'misses'} the goal ≥ {goal:.2f})",
     ]
     if not result["overlapped"]:
