@@ -41,6 +41,7 @@ def start_detached(run_dir: Path, epochs: int | None = None) -> subprocess.Popen
         from engine.launch import torchrun_argv, torchrun_env
 
         argv, env = torchrun_argv(run_dir, train.devices, epochs), torchrun_env(train.devices, train.threads)
+    env["PYTHONUNBUFFERED"] = "1"  # output.log line by line, as it happens: users tail -f it
     with open(run_dir / OUTPUT_LOG, "ab") as log:
         proc = subprocess.Popen(
             argv,

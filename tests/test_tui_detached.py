@@ -14,9 +14,10 @@ from textual.widgets import DataTable, Input
 
 from engine import control
 from engine.run_lock import is_held
+from engine.runs import read_run
 from engine.trainer import run_experiment
-from tests.console import RecordingApp, wait_until
-from tests.processes import kill, start, status, the_run, wait_for
+from tests.console import RecordingApp, screen_text, wait_until
+from tests.processes import kill, progress, start, status, the_run, wait_for
 from tests.tiny import tiny_experiment
 from tui.screens.edit import EditScreen
 from tui.screens.extend import ExtendScreen
@@ -141,6 +142,57 @@ async def test_ctrl_o_starts_a_detached_run_that_outlives_the_console(tmp_path):
     finally:
         if status(run_dir)["state"] == "running":
             os.kill(pid, 9)
+
+
+async def test_a_run_on_two_devices_starts_under_torchrun_and_is_followed_and_stopped(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "presets").mkdir(parents=True)
+    (runs / "presets" / "shapes-long.toml").write_text(PRESET.format(epochs=50))
+    app = RecordingApp(runs)
+    async with app.run_test(size=SIZE) as pilot:
+        pick = app.screen
+        pick.table.move_cursor(row=[p.name for p in pick.shown].index("shapes-long"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, EditScreen), what="the editor")
+        app.screen.form.set_values({"train.devices": 2, "train.threads": 1})
+        await pilot.press("ctrl+s")  # a start, not ctrl+o: two devices are torchrun's, detached
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), what="the run's screen")
+        screen = app.screen
+        assert screen.read_only and app.active_run is None  # nothing trains on the console's thread
+        run_dir = screen.feed.folder.path
+        try:
+            await wait_until(pilot, lambda: screen.state == "running", timeout=LONG_S, what="the ranks training")
+            st = status(run_dir)
+            assert st["world_size"] == 2 and st["launcher_pid"] != st["pid"], st
+            await wait_until(pilot, lambda: "× 2 ranks" in screen_text(app), what="the world size on screen")
+            await wait_until(pilot, lambda: progress(run_dir).get("batch"), timeout=LONG_S, what="a batch trained")
+            await pilot.press("s")
+            await wait_until(pilot, lambda: screen.state == "stopped", timeout=LONG_S, what="the stop, on screen")
+            wait_for(lambda: not is_held(run_dir), "the ranks to let go of the run")
+            st = status(run_dir)
+            assert st["state"] == "stopped" and "stopped by the console on" in st["message"], st
+            assert read_run(run_dir).resumable
+            # R in the runs table resumes it on its two devices, under torchrun again
+            await app.push_screen(RunsScreen(runs))
+            table = app.screen.query_one(DataTable)
+            await wait_until(pilot, lambda: table.row_count == 1, what="the run in the table")
+            await pilot.press("R")
+            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), what="the resumed run's screen")
+            assert app.active_run is None
+            resumed = app.screen
+            await wait_until(pilot, lambda: resumed.state == "running", timeout=LONG_S, what="the ranks again")
+            again = status(run_dir)
+            assert again["world_size"] == 2 and again["pid"] != st["pid"], again  # new ranks took it
+            said = lambda: (run_dir / "output.log").read_text(errors="replace")  # noqa: E731
+            await wait_until(
+                pilot, lambda: "resumed" in said(), timeout=LONG_S, what="the ranks to say where they resumed"
+            )
+            await pilot.press("s")
+            await wait_until(pilot, lambda: resumed.state == "stopped", timeout=LONG_S, what="the second stop")
+        finally:
+            if status(run_dir).get("state") == "running":
+                control.send(run_dir, "stop")
+            wait_for(lambda: not is_held(run_dir), "the ranks to let go of the run")
 
 
 async def test_quitting_hands_the_thread_run_to_a_detached_process_at_its_exact_position(tmp_path):

@@ -95,6 +95,10 @@ class CnnlabApp(App):
 
         Refused, with a word why, while another run trains on this console's thread. Returns the run's screen.
         """
+        if exp.train.devices > 1:  # torchrun, a process per device: detached, followed through the folder
+            if resume_dir is not None:
+                return self._resume_detached(resume_dir, exp, preset)
+            detached = True
         if detached:
             return self._start_detached(exp, preset)
         previous = self.active_run
@@ -132,8 +136,6 @@ class CnnlabApp(App):
     def _start_detached(self, exp: Experiment, preset: Preset | None) -> Screen | None:
         from engine.detach import start_detached
         from engine.runs import RunFolder, os_error_text
-        from tui.screens.edit import EditScreen
-        from tui.screens.run import RunScreen
 
         try:
             folder = RunFolder.create(self.runs_dir, exp, preset.name if preset else None)
@@ -141,12 +143,37 @@ class CnnlabApp(App):
         except OSError as err:
             self.notify(f"cannot start the run: {os_error_text(err)}", severity="error")
             return None
-        screen = RunScreen.of_folder(folder.path, preset=preset)
-        screen.model.note(f"training in process {proc.pid}, detached: it goes on when the console closes", "dim")
+        return self._follow_detached(folder.path, proc, exp, preset)
+
+    def _resume_detached(self, path: Path, exp: Experiment, preset: Preset | None) -> Screen | None:
+        """Resume (or train on to exp's epochs) a run of several devices under torchrun, detached."""
+        from engine.detach import start_detached
+        from engine.runs import RunFolder, os_error_text
+
+        try:
+            longer = exp.train.epochs != RunFolder(path).experiment().train.epochs
+            proc = start_detached(path, exp.train.epochs if longer else None)
+        except (OSError, ValueError) as err:
+            text = os_error_text(err) if isinstance(err, OSError) else str(err)
+            self.notify(f"cannot resume {path.name}: {text}", severity="error")
+            return None
+        return self._follow_detached(path, proc, exp, preset, resuming=True)
+
+    def _follow_detached(
+        self, path: Path, proc, exp: Experiment, preset: Preset | None, resuming: bool = False
+    ) -> Screen:
+        from tui.screens.edit import EditScreen
+        from tui.screens.run import RunScreen
+
+        screen = RunScreen.of_folder(path, preset=preset)
+        if resuming:  # the folder reads stopped until the process takes it: follow it from the start
+            screen.model.resume_asked()
+        where = f"under torchrun on {exp.train.devices} devices, " if exp.train.devices > 1 else ""
+        screen.model.note(f"training {where}in process {proc.pid}, detached: it goes on when the console closes", "dim")
         while isinstance(self.screen, EditScreen):
             self.pop_screen()
         self.push_screen(screen)
-        self._watch_detached(folder.path, proc)
+        self._watch_detached(path, proc)
         return screen
 
     @work(group="detached", exit_on_error=False)
