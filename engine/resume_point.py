@@ -67,15 +67,17 @@ def remove_stray_temporaries(checkpoints: Path) -> list[str]:
     return removed
 
 
-def resume_point(checkpoints: Path, rows: list[dict[str, Any]], device: torch.device, train_size: int) -> ResumePoint:
-    """Where a resume continues; `rows` are the folder's metrics. Raises CheckpointError for a
-    last.pt that does not read (nothing sound to continue from)."""
+def resume_point(
+    checkpoints: Path, rows: list[dict[str, Any]], device: torch.device, train_size: int, batches: int | None = None
+) -> ResumePoint:
+    """Where a resume continues; `rows` are the folder's metrics, `batches` an epoch's batches. Raises
+    CheckpointError for a last.pt that does not read (nothing sound to continue from)."""
     notes = [f"removed {name}, left by a write that a kill cut short" for name in remove_stray_temporaries(checkpoints)]
     last_path = checkpoints / "last.pt"
     last = ckpt.load_training_state(last_path, "cpu") if last_path.exists() else None
     done = int(last["epoch"]) if last else 0
     point = ResumePoint(last, notes=notes)
-    _take_position(checkpoints / POSITION_FILE, done, device, train_size, point)
+    _take_position(checkpoints / POSITION_FILE, done, device, train_size, batches, point)
     if last is not None:
         _check_best(checkpoints, [r for r in rows if int(r["epoch"]) <= done], last, notes)
     return point
@@ -99,12 +101,14 @@ def restore(point: ResumePoint, model, scaler, checkpoints: Path) -> ckpt.Restor
         raise ckpt.CheckpointError(f"{checkpoints / which} is not this run's checkpoint ({err})") from None
 
 
-def _take_position(path: Path, done: int, device: torch.device, train_size: int, point: ResumePoint) -> None:
+def _take_position(
+    path: Path, done: int, device: torch.device, train_size: int, batches: int | None, point: ResumePoint
+) -> None:
     if not path.exists():
         return
     try:
         state = ckpt.load_training_state(path, "cpu")  # a foreign model or optimizer falls back as well
-        position = Position.from_state(state["position"], device, train_size)
+        position = Position.from_state(state["position"], device, train_size, batches)
         if int(state["epoch"]) != done or position.epoch != done:
             point.notes.append(f"removed {POSITION_FILE}: it is of epoch {int(state['epoch']) + 1}, before last.pt's")
             path.unlink(missing_ok=True)

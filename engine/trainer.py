@@ -406,7 +406,7 @@ class _Training:
     def _restore(self) -> ckpt.Restored | None:
         """What resume_point chose, loaded into the model, the scaler and the RNGs (engine.resume_point)."""
         n = len(self.splits.train.labels)
-        point = resume_point(self.folder.checkpoints, self.folder.metrics(), self.rt.device, n)
+        point = resume_point(self.folder.checkpoints, self.folder.metrics(), self.rt.device, n, self.steps)
         for note in point.notes:
             self.emit(LogMessage(note, "warning"))
         saved = restore(point, self.model, self.scaler, self.folder.checkpoints)

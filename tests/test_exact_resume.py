@@ -177,3 +177,43 @@ def test_a_run_that_diverges_in_its_first_epoch_claims_no_checkpoint(tmp_path, m
     assert isinstance(events[-1], RunDiverged) and "epoch 1" in message
     assert "no epoch had finished, so no checkpoint is kept" in message and "epoch 0" not in message
     assert not (result.folder.checkpoints / "last.pt").exists()
+
+
+DAMAGES = {
+    "a permutation that is no order of the images": lambda p: {**p, "perm": p["perm"] + 1},
+    "a batch past the epoch's end": lambda p: {**p, "batch": 100, "seen": len(p["perm"])},  # of 12
+    "a sum that is not a tensor": lambda p: {**p, "loss_sum": 1.5},
+    "an epoch of inf": lambda p: {**p, "epoch": float("inf")},
+}
+
+
+def test_a_damaged_position_is_named_and_the_run_goes_on_from_the_last_epoch(tmp_path, monkeypatch):
+    """A position.pt that cannot be this run's (damaged, foreign) never fails the resume an epoch in, nor
+    ends an epoch early: the resume says so and retrains the epoch from last.pt, as a run never stopped."""
+    import shutil
+
+    from engine import trainer
+    from engine.checkpoint import save_checkpoint
+    from engine.events import LogMessage
+
+    monkeypatch.setattr(trainer, "PROGRESS_EVERY_S", 0.0)
+    exp = randomised(**{"train.epochs": 2})
+    straight = run_experiment(exp, runs_dir=tmp_path / "straight")
+    handle = RunHandle()
+
+    def stop_in_epoch_2(ev):
+        if isinstance(ev, BatchProgress) and ev.epoch == 2 and ev.batch == 3:
+            handle.stop("the test")
+
+    stopped = run_experiment(exp, runs_dir=tmp_path / "runs", listener=stop_in_epoch_2, handle=handle)
+    assert stopped.state == "stopped" and (stopped.folder.checkpoints / POSITION_FILE).exists()
+    for i, (damage, change) in enumerate(DAMAGES.items()):
+        run = tmp_path / f"damaged-{i}"
+        shutil.copytree(stopped.folder.path, run)
+        state = load_checkpoint(run / "checkpoints" / POSITION_FILE)
+        save_checkpoint(run / "checkpoints" / POSITION_FILE, {**state, "position": change(state["position"])})
+        said: list[str] = []
+        resumed = resume_run(run, listener=lambda ev, said=said: isinstance(ev, LogMessage) and said.append(ev.text))
+        assert resumed.state == "finished", (damage, resumed.message)
+        assert any(POSITION_FILE in s and "continuing from the end of epoch 1" in s for s in said), (damage, said)
+        same_curve(straight.folder.metrics(), resumed.folder.metrics())  # epoch 2 trained whole, once
