@@ -1,10 +1,16 @@
-"""The house's structure: no module of engine/ or tui/ sits in an import cycle.
+"""The house's structure: no module of engine/ or tui/ sits in an import cycle, and the README's layout
+names every one of them (a module added without a word there fails here).
 
 import-linter's acyclic-siblings contract (run by CI) looks at packages; this looks at every module,
 counting imports made inside functions, which is where cycles hide in a lazily importing codebase.
 """
 
+import re
+from pathlib import Path
+
 import grimp
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cycles(graph: grimp.ImportGraph, modules: set[str]) -> list[list[str]]:
@@ -59,3 +65,20 @@ def test_the_cycle_finder_finds_a_cycle():
     graph.add_import(importer="pkg.b", imported="pkg.a")
     graph.add_import(importer="pkg.c", imported="pkg.a")
     assert _cycles(graph, {"pkg.a", "pkg.b", "pkg.c"}) == [["pkg.a", "pkg.b"]]
+
+
+def layout_words() -> set[str]:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"[a-z_]+", block))
+
+
+def test_every_module_is_named_in_the_readme_layout():
+    words = layout_words()
+    missing = [
+        str(path.relative_to(ROOT))
+        for package in ("engine", "tui")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path.stem not in ("__init__", "__main__") and path.stem not in words
+    ]
+    assert not missing, f"README's layout does not name: {missing}"
