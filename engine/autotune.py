@@ -232,9 +232,7 @@ class Probe:
         steps = 2 if cold < self.budget_s / 10 else 1  # a quick step is timed twice: the faster counts
         step_s = min(self._time_step(first, b0) for _ in range(steps))
         self.batch_used, rounds = self.plan(step_s, b0, self.budget_s - (self.clock() - t_start))
-        times: dict[Candidate, list[float]] = {}
-        if self.batch_used == b0:
-            times[first] = [step_s]
+        times: dict[Candidate, list[float]] = {}  # the rounds' steps alone: the sizing's fastest would favour the first
         live = []
         for i, cand in enumerate(self.cands):
             warm = 0 if i == 0 and self.batch_used == b0 else self.warmup
