@@ -49,6 +49,7 @@ class DevicePanel(Static):
     DEFAULT_CSS = """
     DevicePanel {
         height: 1;
+        width: 1fr;
         padding: 0 1;
         color: $text-muted;
     }
@@ -90,7 +91,7 @@ class DevicePanel(Static):
     def show_record(self, device: str, rows: list[dict[str, Any]]) -> None:
         self.device, self.rows = device, rows
         if self.monitor is None:
-            self.update(recorded_text(device, rows))
+            self.update(recorded_text(device, rows), layout=False)
 
     def sample(self) -> None:
         if self.monitor is None:
@@ -105,4 +106,4 @@ class DevicePanel(Static):
             text.append(f" · {ranks}")
         if s.note:
             text.append(f" · {s.note}", style="dim italic")
-        self.update(text)
+        self.update(text, layout=False)  # fixed size: a layout of the screen would hold the GIL the trainer needs
