@@ -223,7 +223,7 @@ class Probe:
     def run(self) -> dict[str, float]:
         """img/s of each candidate that could train, at the median of its timed steps: what a run
         sustains (the fastest single step ranked bf16 above fp32 for AlexNet at batch 4, where fp32
-        sustains 13 % more)."""
+        sustains about 10 % more)."""
         first = self.cands[0]
         self._step_of(first)  # the first optimizer of a process imports torch._dynamo: the run's cost, not the probe's
         t_start = self.clock()

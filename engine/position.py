@@ -46,9 +46,7 @@ class Position:
         }
 
     @classmethod
-    def from_state(
-        cls, d: dict[str, Any], device: torch.device, train_size: int, batches: int | None = None
-    ) -> Position:
+    def from_state(cls, d: dict[str, Any], device: torch.device, train_size: int, batches: int) -> Position:
         """The position a checkpoint holds, on `device`; ValueError if it cannot belong to this run of
         `batches` batches an epoch (a damaged or foreign file must fall back to last.pt, never fail the
         run an epoch in, nor end an epoch early)."""
@@ -62,7 +60,7 @@ class Position:
             raise ValueError(f"its permutation is not an order of the {train_size} training images")
         if not (0 <= batch <= seen <= train_size and (batch == 0) == (seen == 0)):  # each batch saw an image
             raise ValueError(f"batch {batch}, {seen} images seen: not a place inside this epoch")
-        if batches is not None and batch >= batches:
+        if batch >= batches:
             raise ValueError(f"batch {batch}: past the end of an epoch of {batches} batches")
         for name, t, floating in (("loss_sum", loss_sum, True), ("correct", correct, False)):
             if not isinstance(t, torch.Tensor) or t.numel() != 1 or t.is_floating_point() != floating:

@@ -68,7 +68,7 @@ def remove_stray_temporaries(checkpoints: Path) -> list[str]:
 
 
 def resume_point(
-    checkpoints: Path, rows: list[dict[str, Any]], device: torch.device, train_size: int, batches: int | None = None
+    checkpoints: Path, rows: list[dict[str, Any]], device: torch.device, train_size: int, batches: int
 ) -> ResumePoint:
     """Where a resume continues; `rows` are the folder's metrics, `batches` an epoch's batches. Raises
     CheckpointError for a last.pt that does not read (nothing sound to continue from)."""
@@ -102,7 +102,7 @@ def restore(point: ResumePoint, model, scaler, checkpoints: Path) -> ckpt.Restor
 
 
 def _take_position(
-    path: Path, done: int, device: torch.device, train_size: int, batches: int | None, point: ResumePoint
+    path: Path, done: int, device: torch.device, train_size: int, batches: int, point: ResumePoint
 ) -> None:
     if not path.exists():
         return

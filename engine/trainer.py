@@ -655,11 +655,10 @@ class _Training:
             "seconds": round(time.perf_counter() - trained.started, 3),
             "images_per_sec": round(trained.images_per_sec, 1),
             "phase": self.phase_index + 1 if self.phase is not None else None,
+            "peak_memory_mb": peak_memory_mb(str(self.rt.device)),  # the epoch's peak (CUDA), the process's (CPU)
         }
-        peak = peak_memory_mb(str(self.rt.device))  # the epoch's peak (CUDA), the process's (CPU)
-        row["peak_memory_mb"] = peak
         if self.world.distributed:  # every device's, so the run screen shows each rank's memory
-            row["peak_memory_mb_ranks"] = self.world.each(peak)
+            row["peak_memory_mb_ranks"] = self.world.each(row["peak_memory_mb"])
         # Metrics first, then the checkpoint: a kill in between leaves a line the resume drops
         # (it truncates to the checkpoint's epoch), never an epoch without its line.
         self.folder.append_metrics(row)

@@ -56,6 +56,22 @@ def headless(tmp_path, runs, epochs: int = 4):
     return proc, the_run(runs, proc)
 
 
+def with_long_preset(tmp_path, epochs: int):
+    """A runs folder whose presets hold shapes-long, of `epochs` epochs."""
+    runs = tmp_path / "runs"
+    (runs / "presets").mkdir(parents=True)
+    (runs / "presets" / "shapes-long.toml").write_text(PRESET.format(epochs=epochs))
+    return runs
+
+
+async def open_long_preset(pilot) -> None:
+    """From the picker, shapes-long in the editor."""
+    pick = pilot.app.screen
+    pick.table.move_cursor(row=[p.name for p in pick.shown].index("shapes-long"))
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, EditScreen), what="the editor")
+
+
 def _log(run_dir) -> str:
     path = run_dir / "output.log"
     return path.read_text(errors="replace")[-2000:] if path.exists() else "no output.log"
@@ -115,16 +131,11 @@ async def test_the_runs_table_pauses_and_stops_any_running_run(tmp_path):
 
 
 async def test_ctrl_o_starts_a_detached_run_that_outlives_the_console(tmp_path):
-    runs = tmp_path / "runs"
-    (runs / "presets").mkdir(parents=True)
-    (runs / "presets" / "shapes-long.toml").write_text(PRESET.format(epochs=50))
+    runs = with_long_preset(tmp_path, epochs=50)
     app = RecordingApp(runs)
     async with app.run_test(size=SIZE) as pilot:
-        pick = app.screen
-        assert isinstance(pick, PickScreen)
-        pick.table.move_cursor(row=[p.name for p in pick.shown].index("shapes-long"))
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, EditScreen), what="the editor")
+        assert isinstance(app.screen, PickScreen)
+        await open_long_preset(pilot)
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), what="the detached run's screen")
         screen = app.screen
@@ -145,15 +156,10 @@ async def test_ctrl_o_starts_a_detached_run_that_outlives_the_console(tmp_path):
 
 
 async def test_a_run_on_two_devices_starts_under_torchrun_and_is_followed_and_stopped(tmp_path):
-    runs = tmp_path / "runs"
-    (runs / "presets").mkdir(parents=True)
-    (runs / "presets" / "shapes-long.toml").write_text(PRESET.format(epochs=50))
+    runs = with_long_preset(tmp_path, epochs=50)
     app = RecordingApp(runs)
     async with app.run_test(size=SIZE) as pilot:
-        pick = app.screen
-        pick.table.move_cursor(row=[p.name for p in pick.shown].index("shapes-long"))
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, EditScreen), what="the editor")
+        await open_long_preset(pilot)
         app.screen.form.set_values({"train.devices": 2, "train.threads": 1})
         await pilot.press("ctrl+s")  # a start, not ctrl+o: two devices are torchrun's, detached
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), what="the run's screen")
@@ -196,15 +202,10 @@ async def test_a_run_on_two_devices_starts_under_torchrun_and_is_followed_and_st
 
 
 async def test_quitting_hands_the_thread_run_to_a_detached_process_at_its_exact_position(tmp_path):
-    runs = tmp_path / "runs"
-    (runs / "presets").mkdir(parents=True)
-    (runs / "presets" / "shapes-long.toml").write_text(PRESET.format(epochs=2))
+    runs = with_long_preset(tmp_path, epochs=2)
     app = RecordingApp(runs)
     async with app.run_test(size=SIZE) as pilot:
-        pick = app.screen
-        pick.table.move_cursor(row=[p.name for p in pick.shown].index("shapes-long"))
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, EditScreen), what="the editor")
+        await open_long_preset(pilot)
         await pilot.press("ctrl+s")
 
         def running() -> bool:

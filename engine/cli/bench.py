@@ -146,22 +146,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    return _measured(args, lambda say: run_bench(targets, say=say), lambda result: out.print(render(result)))
+
+
+def _measured(args: argparse.Namespace, measure, show) -> int:
+    """Run `measure(say)` (progress lines on stderr, none for a piped --json), then print its result
+    as JSON or through `show`; a bench that cannot measure fails the command."""
+    from engine.bench import BenchError
+
     quiet = args.json and not sys.stderr.isatty()
     say = (lambda text: None) if quiet else (lambda text: err.print(text, style="dim", highlight=False))
     try:
-        result = run_bench(targets, say=say)
+        result = measure(say)
     except BenchError as e:
         raise CommandFailed("bench failed", str(e)) from None
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        out.print(render(result))
+        show(result)
     return EXIT_OK
 
 
 def bench_devices(args: argparse.Namespace) -> int:
     """`--devices N`: one preset's real runs on 1 device and on N (engine.bench.devices)."""
-    from engine.bench import BenchError
     from engine.bench.devices import bench_devices as measure
     from engine.bench.devices import render_devices
     from engine.cli.run import resolve_experiment
@@ -173,22 +180,15 @@ def bench_devices(args: argparse.Namespace) -> int:
     source = args.preset or "shapes-demo"
     sets = [*args.set, *([f"train.batch_size={args.batch}"] if args.batch else [])]
     exp, _ = resolve_experiment(source, sets, None, runs_dir(args))
-    quiet = args.json and not sys.stderr.isatty()
-    say = (lambda text: None) if quiet else (lambda text: err.print(text, style="dim", highlight=False))
-    try:
-        result = measure(exp, args.devices, label=source, repeats=args.repeats or 2, say=say)
-    except BenchError as e:
-        raise CommandFailed("bench failed", str(e)) from None
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        out.print(render_devices(result), markup=False, highlight=False)
-    return EXIT_OK
+    return _measured(
+        args,
+        lambda say: measure(exp, args.devices, label=source, repeats=args.repeats or 2, say=say),
+        lambda result: out.print(render_devices(result), markup=False, highlight=False),
+    )
 
 
 def bench_together(args: argparse.Namespace) -> int:
     """`--together N`: N trainings of one preset at once against one alone (engine.bench.together)."""
-    from engine.bench import BenchError
     from engine.bench.together import DEFAULT_EPOCHS, DEFAULT_IMAGES, render_together
     from engine.bench.together import bench_together as measure
     from engine.cli.run import resolve_experiment
@@ -213,10 +213,9 @@ def bench_together(args: argparse.Namespace) -> int:
         source = args.preset or "shapes-demo"
         exp, p = resolve_experiment(source, sets, None, runs_dir(args))
         label, preset = source, getattr(p, "name", None)
-    quiet = args.json and not sys.stderr.isatty()
-    say = (lambda text: None) if quiet else (lambda text: err.print(text, style="dim", highlight=False))
-    try:
-        result = measure(
+    return _measured(
+        args,
+        lambda say: measure(
             exp,
             args.together,
             label=label,
@@ -225,14 +224,9 @@ def bench_together(args: argparse.Namespace) -> int:
             images=args.images or DEFAULT_IMAGES,
             repeats=args.repeats or 2,
             say=say,
-        )
-    except BenchError as e:
-        raise CommandFailed("bench failed", str(e)) from None
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        out.print(render_together(result), markup=False, highlight=False)
-    return EXIT_OK
+        ),
+        lambda result: out.print(render_together(result), markup=False, highlight=False),
+    )
 
 
 def forget() -> int:
