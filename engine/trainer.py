@@ -56,6 +56,7 @@ from engine.events import (
     end_state,
 )
 from engine.export.tensorboard_events import with_live_tensorboard
+from engine.frozen_heap import frozen_heap
 from engine.live_status import LiveStatus
 from engine.models import WeightsUnavailable, build_model, count_parameters
 from engine.optim import LRSchedule, build_optimizer, freeze_batchnorm_outside_head, phase_at, set_trainable
@@ -312,12 +313,14 @@ class _Training:
 
     def _train(self) -> RunResult:
         self._set_up()
-        for epoch in range(self.start_epoch, self.exp.train.epochs):
-            self.epoch = epoch
-            self._enter_phase(epoch)
-            trained = self._train_epoch(epoch)
-            if self._end_epoch(epoch, trained):
-                break
+        with frozen_heap() as freeze:
+            for epoch in range(self.start_epoch, self.exp.train.epochs):
+                self.epoch = epoch
+                self._enter_phase(epoch)
+                freeze()  # and what the phase built (engine/frozen_heap.py)
+                trained = self._train_epoch(epoch)
+                if self._end_epoch(epoch, trained):
+                    break
         return self._finish()
 
     # --- setting up -------------------------------------------------------------------------------

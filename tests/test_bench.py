@@ -160,6 +160,7 @@ def test_ui_bench_end_to_end(capsys):
     assert tui.widgets.charts.thin is tui.thinning.thin  # the unthinned measure puts thinning back
     tp = result["throughput"]
     assert tp["console_ips"] > 0 and tp["headless_ips"] > 0 and tp["ratio"] > 0
+    assert 0 < tp["ui_thread_share"] < 1  # the console's thread drew something, and is not a core's worth
     out = io.StringIO()
     Console(file=out, width=100).print(ui_bench.render(result))
-    assert "start-up to the picker" in out.getvalue()
+    assert "start-up to the picker" in out.getvalue() and "the console's own thread" in out.getvalue()

@@ -79,7 +79,9 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path):
 
 
 def test_two_devices_stop_inside_an_epoch_resume_and_learn_as_one(tmp_path):
-    learn = {**FIXED, "data.train_subset": 1280, "train.batch_size": 16, "train.epochs": 3, "optim.lr": 0.02}
+    # Five epochs: at three, one process's val accuracy was still 0.36 on one CPU and 0.52 on two ranks
+    # (the climb from chance starts at epoch 3 here), too early to compare how far each learned.
+    learn = {**FIXED, "data.train_subset": 1280, "train.batch_size": 16, "train.epochs": 5, "optim.lr": 0.02}
     learn.update({"augment.hflip": True, "augment.crop_padding": 2})  # each rank its own draws
     one = run_experiment(tiny_experiment(**learn), runs_dir=tmp_path / "one")
     assert one.state == "finished", one.message
@@ -108,7 +110,7 @@ def test_two_devices_stop_inside_an_epoch_resume_and_learn_as_one(tmp_path):
     resumed = cnnlab("resume", str(path), runs=runs, timeout=180)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = RunFolder(path).metrics()
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
     for a, b in zip(rows, straight_rows, strict=True):  # every rank's sums and draws went on where they were
         for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
             assert a[key] == pytest.approx(b[key], abs=1e-4), (a["epoch"], key)

@@ -132,6 +132,8 @@ def render(result: dict[str, Any]):
     table.add_row("training img/s headless / in the console", ips, "")
     cost = mark(tp["cost"] < GOAL_CONSOLE_COST, f"{100 * tp['cost']:.1f} %")
     table.add_row("  what the console costs the training", cost, f"< {100 * GOAL_CONSOLE_COST:.0f} %")
+    share = f"{100 * tp['ui_thread_share']:.1f} %"
+    table.add_row("  the console's own thread while it trained (share of a core)", share, "")
     return table
 
 

@@ -81,19 +81,25 @@ def training_ips(rows: list[dict[str, Any]]) -> float:
     return statistics.harmonic_mean(rates)
 
 
-async def _in_console(exp: Experiment, runs_dir: Path, probe: bool) -> tuple[float, dict[str, list[float]]]:
+async def _in_console(exp: Experiment, runs_dir: Path, probe: bool) -> tuple[float, float, dict[str, list[float]]]:
+    """The run's training images/s, the share of a core the console's own thread used while the run
+    trained, and the probe's ticks."""
     app = ProbedApp(runs_dir)
     async with app.run_test(headless=True, size=APP_SIZE) as pilot:
         if probe:
             app.start_probe()
         app.start_run(exp)
         run = app.active_run
+        while not (run.model.started or run.model.ended):
+            await asyncio.sleep(0.01)
+        cpu, wall = time.thread_time(), time.monotonic()  # this thread is the console's event loop
         # Waits in a thread for the training thread to return: the console's loop keeps running.
         await asyncio.to_thread(run.wait, RUN_TIMEOUT_S)
+        share = (time.thread_time() - cpu) / max(time.monotonic() - wall, 1e-9)
         await pilot.pause()
     if run.state != "finished":
         raise RuntimeError(f"the run in the console ended {run.state}: {run.model.message}")
-    return training_ips(run.result.folder.metrics()), app.ticks
+    return training_ips(run.result.folder.metrics()), share, app.ticks
 
 
 def headless(exp: Experiment, runs_dir: Path) -> float:
@@ -126,8 +132,8 @@ def measured_run(
         torch.set_num_threads(threads)
     exp = bench_experiment(images, epochs, batch)
     if way == "console":
-        ips, ticks = asyncio.run(_in_console(exp, Path(runs_dir), probe))
-        return {"ips": ips, "ticks": ticks}
+        ips, share, ticks = asyncio.run(_in_console(exp, Path(runs_dir), probe))
+        return {"ips": ips, "ui_share": share, "ticks": ticks}
     return {"ips": headless(exp, Path(runs_dir)), "ticks": {}}
 
 
@@ -165,10 +171,14 @@ def console_cost(
     run = partial(run_in_child, images=images, epochs=epochs, batch=batch, runs_dir=runs_dir, threads=threads)
     console_ips: list[float] = []
     headless_ips: list[float] = []
+    ui_shares: list[float] = []
     for r in range(repeats):
         ways = ["console", "headless"] if r % 2 == 0 else ["headless", "console"]
         for way in ways:
-            (console_ips if way == "console" else headless_ips).append(run(way)["ips"])
+            measured = run(way)
+            (console_ips if way == "console" else headless_ips).append(measured["ips"])
+            if way == "console":
+                ui_shares.append(measured["ui_share"])
         say(f"repeat {r + 1}/{repeats}: console {console_ips[-1]:,.0f} img/s, headless {headless_ips[-1]:,.0f} img/s")
     ticks = run("console", probe=True)["ticks"]
     c, h = statistics.median(console_ips), statistics.median(headless_ips)
@@ -179,5 +189,6 @@ def console_cost(
         "headless_runs": [round(v, 1) for v in headless_ips],
         "ratio": round(c / h, 3),
         "cost": round(1 - c / h, 3),
+        "ui_thread_share": round(statistics.median(ui_shares), 4),  # of one core, while the run trained
     }
     return ticks, throughput

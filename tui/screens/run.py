@@ -6,8 +6,9 @@ The screen draws one RunState (tui/run_state.py), whoever feeds it: the run this
 (`RunScreen.of_folder`), followed every second while another process writes it. The same keys pause,
 continue and stop either: the own run through its handle, another process's through the run's
 control channel (tui.training.FolderRun). A timer draws
-what changed twice a second (the charts every two seconds at most, at once when an epoch ends),
-so a fast engine never makes the interface stutter.
+what changed twice a second (the charts every two seconds at most, at once when the run starts,
+pauses or ends), so a fast engine never makes the interface stutter nor slows its own training:
+every millisecond this thread draws holds the GIL the trainer needs between its ops.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, RichLog, Static
+from textual.widgets import ContentSwitcher, Footer, Static
 
 from tui.commands import ScreenActionsProvider
 from tui.run_state import FolderFeed, RunState, RunView
@@ -30,6 +31,8 @@ from tui.run_view import latest_table, reference_line, status_text
 from tui.training import FolderRun
 from tui.widgets.charts import MetricChart
 from tui.widgets.device_panel import DevicePanel
+from tui.widgets.event_log import EventLog
+from tui.widgets.in_place import update_in_place
 from tui.widgets.run_progress import RunProgress
 from tui.widgets.run_results import RunResults
 
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from tui.training import ActiveRun
 
 REDRAW_EVERY_S = 0.5  # bars and figures: two updates a second
-CHART_EVERY_S = 2.0  # per-batch chart points: a rebuild every two seconds at most (an epoch's end: at once)
+CHART_EVERY_S = 2.0  # a rebuild of the three charts (~7 ms each) every two seconds at most
 FOLLOW_EVERY_S = 1.0  # a run folder written by another process is re-read this often
 
 
@@ -72,7 +75,7 @@ class RunScreen(Screen):
         self.run = run  # the run steered from here: this console's own, or a folder's; None for a view
         self.feed = feed  # the folder read into the model; None for the console's own run
         self._drawn = self._drawn_epochs = self._charted = -1  # the versions of the model on screen
-        self._charted_epochs = -1
+        self._charted_state = ""
         self._charted_at = 0.0
         self._drawn_state: tuple[str, str, str, str] | None = None
         self._results_shown = False
@@ -129,7 +132,7 @@ class RunScreen(Screen):
                     yield MetricChart("learning rate", log_y=True, id="lr-chart")
                 with Horizontal(id="below"):
                     yield Static(id="latest")
-                    yield RichLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=20)
+                    yield EventLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=20)
             yield RunResults(id="results")
         yield Footer()
 
@@ -146,16 +149,17 @@ class RunScreen(Screen):
 
     def _flush(self) -> None:
         view = self.model.view()
-        log = self.query_one("#log", RichLog)
+        log = self.query_one("#log", EventLog)
         for line in self.model.take_log():
             log.write(line)
         if view.version != self._drawn:
             self._drawn = view.version
             self._draw(view)
         now = time.monotonic()
-        epoch_news = view.epoch_version != self._charted_epochs  # an epoch ended, the run started or ended
-        if view.version != self._charted and (epoch_news or now - self._charted_at >= CHART_EVERY_S):
-            self._charted, self._charted_epochs, self._charted_at = view.version, view.epoch_version, now
+        # Epochs of a fast run end several times a second: their points wait for the next rebuild too.
+        due = view.state != self._charted_state or now - self._charted_at >= CHART_EVERY_S
+        if view.version != self._charted and due:
+            self._charted, self._charted_state, self._charted_at = view.version, view.state, now
             self._feed_charts(view)
         for chart in self.query(MetricChart):
             chart.redraw()
@@ -168,7 +172,7 @@ class RunScreen(Screen):
             self._drawn_state = status
             parts = [self.preset.name if self.preset else "", view.run_id, view.device + self._ranks()]
             text = status_text(view.state, view.message, read_only=self.read_only and not self._live(), parts=parts)
-            self.query_one("#run-status", Static).update(text)
+            update_in_place(self.query_one("#run-status", Static), text)
             self.refresh_bindings()
         self.query_one(RunProgress).show(view, ended=self.model.ended)
         self.query_one(DevicePanel).track(view.device, view.rows, self._trainer_pid())
@@ -177,7 +181,9 @@ class RunScreen(Screen):
             self.query_one("#latest", Static).update(latest_table(view.rows, view.images_per_sec), layout=False)
             ref = self.preset.reference if self.preset else None
             reference = {**ref.figures(), "epochs": ref.epochs} if ref else None
-            self.query_one("#run-reference", Static).update(reference_line(reference, view.rows, view.summary))
+            update_in_place(
+                self.query_one("#run-reference", Static), reference_line(reference, view.rows, view.summary)
+            )
         if view.state == "finished" and not self._results_shown:
             self._results_shown = True
             self.query_one(RunResults).show_summary(view.summary or {})
@@ -250,7 +256,7 @@ class RunScreen(Screen):
 
     def action_focus_log(self) -> None:
         self.query_one(ContentSwitcher).current = "live"
-        self.query_one("#log", RichLog).focus()
+        self.query_one("#log", EventLog).focus()
 
     def action_most_wrong(self) -> None:
         self.query_one(ContentSwitcher).current = "results"
