@@ -6,9 +6,10 @@ The screen draws one RunState (tui/run_state.py), whoever feeds it: the run this
 (`RunScreen.of_folder`), followed every second while another process writes it. The same keys pause,
 continue and stop either: the own run through its handle, another process's through the run's
 control channel (tui.training.FolderRun). A timer draws
-what changed twice a second (the charts every two seconds at most, at once when the run starts,
-pauses or ends), so a fast engine never makes the interface stutter nor slows its own training:
-every millisecond this thread draws holds the GIL the trainer needs between its ops.
+what changed once a second (the charts every two seconds at most, at once when the run starts,
+pauses or ends; a key that steers the run draws at once), so a fast engine never makes the
+interface stutter nor slows its own training: every millisecond this thread draws holds the GIL
+the trainer needs between its ops, and a core its thread pool computes on.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from engine.presets import Preset
     from tui.training import ActiveRun
 
-REDRAW_EVERY_S = 0.5  # bars and figures: two updates a second
+REDRAW_EVERY_S = 1.0  # bars and figures: once a second (each repaint of the screen holds the GIL ~5 ms)
 CHART_EVERY_S = 2.0  # a rebuild of the three charts (~7 ms each) every two seconds at most
 FOLLOW_EVERY_S = 1.0  # a run folder written by another process is re-read this often
 
