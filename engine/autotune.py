@@ -8,8 +8,15 @@ fp16 keeps its scaler, so no candidate changes what a run learns beyond autocast
 Whatever the rule would have picked (engine.device) stays unless another candidate is more than
 MARGIN faster: two candidates a noise apart are no reason to leave it (`choose`).
 
-The probe takes PROBE_BUDGET_S or so. A step that long (a Backbone at batch 256 on a CPU) is timed
-at a smaller batch, a power of two, and the record says so. The choice is kept per machine in
+The probe takes PROBE_BUDGET_S or so. It first times the rule's pick at two batch sizes, which tells a
+step's fixed cost from its cost per image, then times every candidate at the largest batch that fits:
+the run's own, or a power of two below it when the run's steps are too long (a Backbone at batch 256
+on a CPU), and the record says so. The fixed cost matters: a ResNet-34 on a 2-core CPU steps in the
+same 90 ms at batch 16 in all four candidates, and only from batch 64 on shows bf16 channels_last
+a third faster than fp32. A candidate whose first step at that batch takes over SLOW_AT_FIRST times
+the fastest one's is out of the race (reported at that step's speed), so a slow precision costs
+the probe one step, not a share of its budget; so is one the budget has no time left for once two
+are timed (steps of a second or more: the quickest first steps are timed first). The choice is kept per machine in
 `<cache>/autotune.json` (engine.machine's cache folder), keyed by the CPU or GPU, the torch
 version, the device, the model (architecture and settings), the batch, the input and the candidates,
 so the next run of the same shape starts at once. `cnnlab bench --forget` empties it;
@@ -38,11 +45,15 @@ from engine.config import Experiment
 from engine.device import Runtime, _cpu_has_fast_bf16
 from engine.machine import cache_dir, machine_name, write_json_atomically
 
-PROBE_BUDGET_S = 2.0  # the probe's aim; a first step that is slow on its own can take it past this
+PROBE_BUDGET_S = 2.5  # the probe's aim (the goal is under 3 s); a first step slow on its own can take it past this
 MARGIN = 0.03  # candidates this close to the fastest are taken as equal
-# The batch of the sizing steps when the run's is larger, and the smallest a probe times: below it
-# a step is all fixed costs and ranks the candidates otherwise than the run's batch would.
+# The batch of the first sizing steps when the run's is larger, and the smallest a probe times: below
+# it a step is all fixed costs and ranks the candidates otherwise than the run's batch would.
 SIZING_BATCH = 16
+SECOND_SIZE = 4  # the second sizing step's batch, in first ones (at most the run's; else twice the first)
+# A first step this many times the fastest first step's time: that candidate is out. A first step at a
+# small batch can take 1.8 times a later one (its kernels' set-up), so only a clear loser goes.
+SLOW_AT_FIRST = 2.0
 CACHE_FILE = "autotune.json"
 ENV = "CNNLAB_AUTOTUNE"  # "off": the rule, no probe; "again": measure even when a choice is kept
 
@@ -160,6 +171,7 @@ class Probe:
         self._steps: dict[Candidate, Any] = {}
         self._inputs: dict[tuple[int, bool], tuple[torch.Tensor, torch.Tensor]] = {}
         self.failed: dict[str, str] = {}
+        self.out_at_first: dict[str, float] = {}  # img/s of the candidates out at their first step
 
     def _step_of(self, cand: Candidate):
         from engine.step import TrainStep
@@ -200,61 +212,94 @@ class Probe:
         sync()
         return self.clock() - t0
 
-    def plan(self, step_s: float, sized_at: int, left_s: float) -> tuple[int, int]:
-        """(batch, rounds) for the candidates: the run's batch and two timed rounds if every candidate's
-        warm-up and timed steps fit what is left of the budget at the cost per image of the sizing
-        step (generous: a small batch's fixed costs are in it); else the largest power of two that
-        fits, at one round if two do not fit even at the sizing batch. The rounds are cut to what is
-        left after the warm-ups, so a warm-up slower than planned shortens them (one step at least)."""
-        per_image = step_s / sized_at
-        n = len(self.cands)
+    @staticmethod
+    def step_cost(sizes: dict[int, float]) -> Callable[[int], float]:
+        """Seconds a step of b images costs, from the sizing steps ({batch: seconds}): a fixed part and a
+        part per image from two sizes; from one, all of it per image (generous: its fixed costs scale too)."""
+        (b0, t0), *rest = sorted(sizes.items())
+        if not rest:
+            return lambda b: t0 * b / b0
+        b1, t1 = rest[-1]
+        per_image = max((t1 - t0) / (b1 - b0), t1 / b1 / 10)  # a noisy pair never makes images free
+        fixed = max(t0 - per_image * b0, 0.0)
+        return lambda b: fixed + per_image * b
+
+    def plan(self, sizes: dict[int, float], left_s: float) -> tuple[int, int]:
+        """(batch, rounds) for the candidates: the largest batch (the run's, or a power of two below it,
+        never below the first sizing batch) at which every candidate's warm-up and one timed step fit what
+        is left of the budget at the sizing steps' cost; two rounds where they fit at that batch. The
+        batch comes first: a small one ranks a step's fixed costs. The rounds share what is left after
+        the warm-ups, so a warm-up slower than planned shortens them (one step at least)."""
+        cost, n, smallest = self.step_cost(sizes), len(self.cands), min(sizes)
 
         def fits(b: int, rounds: int) -> bool:
-            return n * (self.warmup + rounds) * per_image * b <= left_s
+            return n * (self.warmup + rounds) * cost(b) <= left_s
 
-        rounds = 2 if fits(sized_at, 2) else 1
-        if fits(self.batch, rounds):
-            return self.batch, rounds
-        b = sized_at
-        while b * 2 < self.batch and fits(b * 2, rounds):
-            b *= 2
-        return b, rounds
+        batches = [self.batch] + [b for b in (2**k for k in range(20)) if smallest <= b < self.batch][::-1]
+        b = next((b for b in batches if fits(b, 1)), smallest)
+        return b, 2 if fits(b, 2) else 1
+
+    def _sizes(self, first: Candidate, t_start: float) -> dict[int, float]:
+        """The sizing steps of the rule's pick: after its kernels' first call (not what a step costs), a
+        step at the first sizing batch (two if quick: the faster counts), then one at SECOND_SIZE (else
+        two) times it, where the run's batch is larger, the candidates could be timed above the first
+        batch at all, and that step's generous estimate fits a third of what is left."""
+        b0 = min(self.batch, SIZING_BATCH)
+        cold = self._time_step(first, b0)
+        steps = 2 if cold < self.budget_s / 10 else 1
+        t0 = min(self._time_step(first, b0) for _ in range(steps))
+        sizes = {b0: t0}
+        left = self.budget_s - (self.clock() - t_start)
+        if self.batch > b0 and len(self.cands) * (self.warmup + 1) * t0 < left:
+            for times in (SECOND_SIZE, 2):
+                b1 = min(self.batch, b0 * times)
+                if t0 * b1 / b0 <= left / 3:
+                    sizes[b1] = self._time_step(first, b1)  # its first call at b1: a warm-up, so it overstates
+                    break
+        return sizes
 
     def run(self) -> dict[str, float]:
         """img/s of each candidate that could train, at the median of its timed steps: what a run
         sustains (the fastest single step ranked bf16 above fp32 for AlexNet at batch 4, where fp32
-        sustains about 10 % more)."""
+        sustains about 10 % more); a candidate out at its first step, at that step's speed."""
         first = self.cands[0]
         self._step_of(first)  # the first optimizer of a process imports torch._dynamo: the run's cost, not the probe's
         t_start = self.clock()
-        b0 = min(self.batch, SIZING_BATCH)
-        cold = self._time_step(first, b0)  # the kernels' first call: not what a step costs
-        steps = 2 if cold < self.budget_s / 10 else 1  # a quick step is timed twice: the faster counts
-        step_s = min(self._time_step(first, b0) for _ in range(steps))
-        self.batch_used, rounds = self.plan(step_s, b0, self.budget_s - (self.clock() - t_start))
-        times: dict[Candidate, list[float]] = {}  # the rounds' steps alone: the sizing's fastest would favour the first
-        live = []
+        sizes = self._sizes(first, t_start)
+        self.batch_used, rounds = self.plan(sizes, self.budget_s - (self.clock() - t_start))
+        first_steps: dict[Candidate, float] = {}
         for i, cand in enumerate(self.cands):
-            warm = 0 if i == 0 and self.batch_used == b0 else self.warmup
             try:
-                for _ in range(warm):
-                    self._time_step(cand, self.batch_used)
-                live.append(cand)
+                if i == 0 and self.batch_used in sizes:  # its sizing step at this batch was its warm-up
+                    first_steps[cand] = sizes[self.batch_used]
+                    continue
+                for _ in range(self.warmup):
+                    first_steps[cand] = self._time_step(cand, self.batch_used)
             except (RuntimeError, torch.OutOfMemoryError) as err:  # e.g. a kernel missing in this precision
                 self.failed[cand.label] = str(err).splitlines()[0][:200]
                 self._release_memory()
+        quickest = min(first_steps.values(), default=0.0)
+        # The quickest first: where the budget runs out before every candidate is timed (steps of seconds),
+        # those timed are the likeliest winners, and the rest are ranked by their first step.
+        live = sorted((c for c, s in first_steps.items() if s <= quickest * SLOW_AT_FIRST), key=first_steps.get)
+        times: dict[Candidate, list[float]] = {}  # the rounds' steps alone: the sizing's fastest would favour the first
         left = self.budget_s - (self.clock() - t_start)
         slice_s = max(left, 0.0) / max(rounds * len(live), 1)
-        for order in (live, live[::-1])[:rounds]:  # the second round in reverse: a drift falls on all
+        for r, order in enumerate((live, live[::-1])[:rounds]):  # the second round in reverse: a drift falls on all
             for cand in order:
+                if r == 0 and len(times) >= 2 and self.clock() - t_start + first_steps[cand] > self.budget_s:
+                    continue
                 t_cand = self.clock()
-                while True:
-                    times.setdefault(cand, []).append(self._time_step(cand, self.batch_used))
-                    if self.clock() - t_cand >= slice_s:
+                while True:  # one step at least; no step that would end past the slice
+                    step_s = self._time_step(cand, self.batch_used)
+                    times.setdefault(cand, []).append(step_s)
+                    if self.clock() - t_cand + step_s > slice_s:
                         break
         self.seconds = self.clock() - t_start
+        self.out_at_first = {c.label: self.batch_used / s for c, s in first_steps.items() if c not in times and s > 0}
         typical = {c: statistics.median(ts) for c, ts in times.items()}
-        return {c.label: self.batch_used / s for c, s in typical.items() if s > 0}
+        rates = {c.label: self.batch_used / s for c, s in typical.items() if s > 0} | self.out_at_first
+        return {c.label: rates[c.label] for c in self.cands if c.label in rates}
 
     def _release_memory(self) -> None:
         if self.device.type == "cuda":
@@ -290,7 +335,9 @@ def words(record: dict[str, Any]) -> str:
         return f"auto: {chosen}, as measured before on this machine for this model and batch"
     figures = " · ".join(f"{label} {ips:,.0f}" for label, ips in record["measured"].items())
     at = f" at batch {record['batch']}" if record["batch"] != record["of_batch"] else ""
-    return f"auto: {chosen}, measured{at} in {record['seconds']:.1f} s (img/s: {figures}); kept for the next run"
+    out = record.get("out_at_first") or []
+    after = f"; {', '.join(out)}: out after one step" if out else ""
+    return f"auto: {chosen}, measured{at} in {record['seconds']:.1f} s (img/s: {figures}{after}); kept for the next run"
 
 
 def settle(
@@ -325,6 +372,7 @@ def settle(
         "channels_last": chosen.channels_last,
         "measured": {label: round(ips, 1) for label, ips in measured.items()},
         "failed": probe.failed,
+        "out_at_first": sorted(probe.out_at_first),
         "batch": probe.batch_used,
         "of_batch": exp.train.batch_size,
         "seconds": round(probe.seconds, 2),

@@ -24,6 +24,11 @@ from tests.tiny import tiny_experiment
 FAKE_STEP_S = {"fp32": 0.010, "fp32, channels_last": 0.020, "bf16": 0.030, "bf16, channels_last": 0.040}
 
 
+def fake_seconds(label: str, batch: int) -> float:
+    """What the fake clock gives a step: FAKE_STEP_S per 16 images, nothing fixed (a test may swap it)."""
+    return FAKE_STEP_S[label] * batch / 16
+
+
 @pytest.fixture
 def probing(monkeypatch, tmp_path):
     """The probe on (the suite turns it off), its own cache, and a clock that only FAKE_STEP_S moves:
@@ -41,7 +46,7 @@ def probing(monkeypatch, tmp_path):
     def fake_time_step(self, cand, b):
         real_step(self, cand, b)
         calls.append((cand.label, b))
-        seconds = FAKE_STEP_S[cand.label] * b / 16  # per 16 images: the plan's cost per image holds
+        seconds = globals()["fake_seconds"](cand.label, b)
         now[0] += seconds
         return seconds
 
@@ -50,6 +55,14 @@ def probing(monkeypatch, tmp_path):
     # Fake seconds: room for the run's own batch (four candidates where bf16 is native, a warm-up, two rounds).
     monkeypatch.setattr(autotune, "PROBE_BUDGET_S", 2.1)
     return calls
+
+
+def bf16_native(monkeypatch):
+    """A CPU with native bf16 whatever this one is: the rule picks bf16 channels_last, four candidates."""
+    from engine import device
+
+    monkeypatch.setattr(device, "_cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(autotune, "_cpu_has_fast_bf16", lambda: True)
 
 
 def _run(exp, tmp_path, name):
@@ -164,10 +177,51 @@ def test_the_probe_times_a_smaller_batch_only_when_the_runs_would_not_fit():
     exp = tiny_experiment(**{"train.batch_size": 256})
     cands = autotune.candidates(exp, Runtime(torch.device("cpu"), "fp32", True))
     probe = autotune.Probe(exp, torch.device("cpu"), torch.nn.Linear(1, 1), (3, 32, 32), 10, cands, budget_s=2.0)
-    assert probe.plan(0.001, 16, 2.0) == (256, 2)  # 16 us an image: the run's batch fits
-    batch, rounds = probe.plan(0.05, 16, 2.0)  # 3 ms an image: 256 would take seconds a step
+    assert probe.plan({16: 0.001, 64: 0.004}, 2.0) == (256, 2)  # 62 us an image: the run's batch fits
+    batch, rounds = probe.plan({16: 0.05, 64: 0.2}, 2.0)  # 3 ms an image: 256 would take most of a second a step
     assert 16 <= batch < 256 and batch & (batch - 1) == 0
-    assert probe.plan(2.0, 16, 2.0) == (16, 1)  # never below the sizing batch; one round then
+    assert probe.plan({16: 2.0}, 2.0) == (16, 1)  # never below the sizing batch; one round then
+    # A step that is mostly fixed cost: the batch is sized by its cost per image, not by its first step's.
+    assert probe.step_cost({16: 0.09, 64: 0.18})(128) == pytest.approx(0.30)
+    assert probe.plan({16: 0.09, 64: 0.18}, 2.0)[0] == 64  # one image's share of 90 ms would have said 16
+
+
+def test_the_probe_ranks_at_a_batch_where_fixed_costs_do_not_hide_the_fastest(probing, tmp_path, monkeypatch):
+    """A ResNet on a 2-core CPU steps in the same time at batch 16 in every candidate (its fixed costs), and
+    only at a larger batch does one pull ahead: the probe must time there. A clear loser is out after one step."""
+    per_image = {"fp32": 0.0004, "fp32, channels_last": 0.0006, "bf16": 0.0040, "bf16, channels_last": 0.0008}
+    monkeypatch.setitem(globals(), "fake_seconds", lambda label, b: 0.3 + per_image[label] * b)
+    monkeypatch.setattr(autotune, "PROBE_BUDGET_S", 5.0)
+    bf16_native(monkeypatch)
+    exp = tiny_experiment(**{"train.epochs": 1, "train.batch_size": 128})
+    # At batch 16 the rule's pick is within the margin of the fastest: ranked there, it would stay.
+    at_16 = {label: 16 / fake_seconds(label, 16) for label in per_image}
+    rule = autotune.candidates(exp, select_runtime(exp.train))
+    assert autotune.choose(at_16, rule) == rule[0] != autotune.Candidate("fp32", False)
+
+    _, status, events = _run(exp, tmp_path, "fixed-costs")
+    record = status["autotune"]
+    assert record["batch"] == 128 and (status["precision"], status["channels_last"]) == ("fp32", False)
+    assert record["out_at_first"] == ["bf16"] and set(record["measured"]) == set(per_image)
+    assert [b for label, b in probing if label == "bf16"] == [128]  # one step, then out
+    assert any("bf16: out after one step" in e.text for e in events if isinstance(e, LogMessage))
+
+
+def test_steps_of_seconds_time_the_two_quickest_and_rank_the_rest_by_their_first_step(probing, tmp_path, monkeypatch):
+    """A Backbone's step on a CPU takes a second: the budget holds a first step of each candidate and a timed
+    step of two, the quickest at their first step; the others are out after one step, and the probe ends."""
+    per_16 = {"bf16": 0.9, "bf16, channels_last": 1.0, "fp32": 1.1, "fp32, channels_last": 1.2}
+    monkeypatch.setitem(globals(), "fake_seconds", lambda label, b: per_16[label] * b / 16)
+    bf16_native(monkeypatch)
+    exp = tiny_experiment(**{"train.epochs": 1})
+    rule = autotune.candidates(exp, select_runtime(exp.train))[0]
+    _, status, _ = _run(exp, tmp_path, "long-steps")
+    record = status["autotune"]
+    assert record["batch"] == 16 and (status["precision"], status["channels_last"]) == ("bf16", False)
+    assert record["out_at_first"] == ["fp32", "fp32, channels_last"] and set(record["measured"]) == set(per_16)
+    steps = {label: [b for seen, b in probing if seen == label] for label in per_16}
+    assert steps["fp32"] == steps["fp32, channels_last"] == [16]  # its first step alone
+    assert len(steps["bf16"]) == 2 and len(steps[rule.label]) >= 2  # a first step and a timed one
 
 
 def test_bench_forget_empties_the_kept_choices(probing, tmp_path, capsys):
