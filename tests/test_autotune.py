@@ -183,7 +183,7 @@ def test_the_probe_times_a_smaller_batch_only_when_the_runs_would_not_fit():
     assert probe.plan({16: 2.0}, 2.0) == (16, 1)  # never below the sizing batch; one round then
     # A step that is mostly fixed cost: the batch is sized by its cost per image, not by its first step's.
     assert probe.step_cost({16: 0.09, 64: 0.18})(128) == pytest.approx(0.30)
-    assert probe.plan({16: 0.09, 64: 0.18}, 2.0)[0] == 64  # one image's share of 90 ms would have said 16
+    assert probe.plan({16: 0.09, 64: 0.18}, 2.0)[0] == 128  # a sixteenth of 90 ms an image would have said 32
 
 
 def test_the_probe_ranks_at_a_batch_where_fixed_costs_do_not_hide_the_fastest(probing, tmp_path, monkeypatch):
