@@ -42,6 +42,8 @@ def test_pure_compute_in_every_candidate_of_the_probe_and_the_best_of_them(capsy
     assert row["engine_way"] == row["rule"] == expected[0]
     same = row["pure_ways"][row["engine_way"]]["median"]
     assert row["engine_vs_same_way"] == round(row["engine"]["median"] / same, 3)
+    fastest = max(row["engine"]["runs"]) / max(row["pure"]["runs"])
+    assert row["engine_vs_pure_fastest"] == pytest.approx(fastest, rel=1e-2)  # the runs are rounded to 0.1
 
     # The ceiling: FLOPs per image against the measured matmul rate of the candidates' precisions.
     c = row["ceiling"]
@@ -71,7 +73,7 @@ def test_pure_compute_in_every_candidate_of_the_probe_and_the_best_of_them(capsy
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "eng/pure" in text and "GFLOP/img" in text  # the headers whole, not cut to fit
     text = " ".join(text.split())
-    for words in ("the best of auto's candidates", "ceiling", "overhead", "matmul rate"):
+    for words in ("the best of auto's candidates", "ceiling", "overhead", "matmul rate", "fastest turns"):
         assert words in text, words
 
 

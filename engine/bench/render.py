@@ -102,6 +102,7 @@ def render(result: dict[str, Any]):
         lines.append(
             f"{r['model']}: pure {ways} img/s; the rule alone: {_short(r['rule'])}; the engine ran "
             f"{_short(r['engine_way'])}" + (f", {same:.2f} of pure in that way" if same is not None else "") + "; "
+            f"fastest turns, engine/best pure {r['engine_vs_pure_fastest']:.2f}; "
             f"{r['steps']} steps x {r['repeats']} repeats on {r['device']}; "
             f"end of epoch {r['epoch_end_s']:.2f} s{share}"
             + (f"; failed: {', '.join(r['failed'])}" if r.get("failed") else "")

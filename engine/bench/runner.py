@@ -160,6 +160,9 @@ def bench_target(
     # Against pure compute in the engine's own way: what lies around the step, apart from auto's choice.
     out["engine_vs_same_way"] = round(engine_ips / same["median"], 3) if same else None
     out["engine_vs_reports"] = round(engine_ips / out[f"reports_w{best_w}"]["median"], 3)
+    # The fastest turn of each: on a machine whose speed shifts between turns (a shared VM runs at two
+    # speeds about 1.5x apart) the medians of few turns can fall in different bands, the fastest not.
+    out["engine_vs_pure_fastest"] = round(max(runs["engine"]) / max(runs[f"pure {best}"]), 3)
 
     out["ceiling"] = target_ceiling(pures, rule.device, {c.precision for c in cands}, rates, out)
     if target.batch <= SMALL_BATCH:
