@@ -12,8 +12,8 @@ The probe takes PROBE_BUDGET_S or so. It first times the rule's pick at two batc
 step's fixed cost from its cost per image, then times every candidate at the largest batch that fits:
 the run's own, or a power of two below it when the run's steps are too long (a Backbone at batch 256
 on a CPU), and the record says so. The fixed cost matters: a ResNet-34 on a 2-core CPU steps in the
-same 90 ms at batch 16 in all four candidates, and only from batch 64 on shows bf16 about a third
-faster than fp32. A candidate whose first step at that batch takes over SLOW_AT_FIRST times the
+same 90 ms at batch 16 in all four candidates, and only at larger batches do they part (bf16 up to a
+third faster than fp32 at 128). A candidate whose first step at that batch takes over SLOW_AT_FIRST times the
 quickest one's is out of the race (reported at that step's speed), so a slow precision costs the
 probe one step, not a share of its budget; so is one the budget has no time left for once two are
 timed (steps of a second: the quickest are timed first). The choice is kept per machine in
