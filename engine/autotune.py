@@ -18,8 +18,8 @@ quickest one's is out of the race (reported at that step's speed), so a slow pre
 probe one step, not a share of its budget; so is one the budget has no time left for once two are
 timed (steps of a second: the quickest are timed first). The choice is kept per machine in
 `<cache>/autotune.json` (engine.machine's cache folder), keyed by the CPU or GPU, the torch
-version, the device, the model (architecture and settings), the batch, the input and the candidates,
-so the next run of the same shape starts at once. `cnnlab bench --forget` empties it;
+version, the device, the model (architecture and settings), the batch, the input, the candidates and
+the thread count, so the next run of the same shape starts at once. `cnnlab bench --forget` empties it;
 CNNLAB_AUTOTUNE=again measures anew (keeping the new figures), CNNLAB_AUTOTUNE=off takes the rule.
 
 The probe trains copies of the model on random batches from its own generator, inside fork_rng: the
@@ -97,7 +97,12 @@ def cache_key(exp: Experiment, rule: Runtime, shape: tuple[int, ...], classes: i
         "x".join(map(str, shape)),
         f"{classes} classes",
         "/".join(c.label for c in cands),
+        f"{torch.get_num_threads()} threads",  # a run sharing the cores can rank the candidates otherwise
     ]
+    # oneDNN capped below the CPU's instructions (e.g. AVX2 only) runs other kernels: another machine.
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    if isa and rule.device.type == "cpu":
+        parts.append(f"oneDNN {isa}")
     return " | ".join(parts)
 
 

@@ -224,6 +224,23 @@ def test_steps_of_seconds_time_the_two_quickest_and_rank_the_rest_by_their_first
     assert len(steps["bf16"]) == 2 and len(steps[rule.label]) >= 2  # a first step and a timed one
 
 
+def test_a_choice_is_kept_per_thread_count_and_per_onednn_cap(monkeypatch):
+    """A run sharing the cores (one thread) or oneDNN capped below the CPU (AVX2 only) can rank the
+    candidates otherwise: neither takes the choice measured without it."""
+    exp, rule = tiny_experiment(), Runtime(torch.device("cpu"), "fp32", True)
+    cands = autotune.candidates(exp, rule)
+    key = autotune.cache_key(exp, rule, (3, 32, 32), 10, cands)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert autotune.cache_key(exp, rule, (3, 32, 32), 10, cands) != key
+    finally:
+        torch.set_num_threads(threads)
+    assert autotune.cache_key(exp, rule, (3, 32, 32), 10, cands) == key
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert autotune.cache_key(exp, rule, (3, 32, 32), 10, cands) == key + " | oneDNN AVX2"
+
+
 def test_bench_forget_empties_the_kept_choices(probing, tmp_path, capsys):
     _run(tiny_experiment(**{"train.epochs": 1}), tmp_path, "first")
     assert autotune.kept_choices()
