@@ -13,10 +13,10 @@ step's fixed cost from its cost per image, then times every candidate at the lar
 the run's own, or a power of two below it when the run's steps are too long (a Backbone at batch 256
 on a CPU), and the record says so. The fixed cost matters: a ResNet-34 on a 2-core CPU steps in the
 same 90 ms at batch 16 in all four candidates, and only at larger batches do they part (bf16 up to a
-third faster than fp32 at 128). A candidate whose first step at that batch takes over SLOW_AT_FIRST times the
-quickest one's is out of the race (reported at that step's speed), so a slow precision costs the
-probe one step, not a share of its budget; so is one the budget has no time left for once two are
-timed (steps of a second: the quickest are timed first). The choice is kept per machine in
+third faster than fp32 at 128). A candidate whose first step at that batch takes over SLOW_AT_FIRST
+times the quickest one's is out of the race (reported at that step's speed), so a slow precision
+costs the probe one step, not a share of its budget; so is one the budget has no time left for once
+two are timed (steps of a second: the quickest are timed first). The choice is kept per machine in
 `<cache>/autotune.json` (engine.machine's cache folder), keyed by the CPU or GPU, the torch
 version, the device, the model (architecture and settings), the batch, the input, the candidates and
 the thread count, so the next run of the same shape starts at once. `cnnlab bench --forget` empties it;
@@ -263,8 +263,8 @@ class Probe:
         sizes = {b0: t0}
         left = self.budget_s - (self.clock() - t_start)
         if self.batch > b0 and self.steps_planned(1) * t0 < left:
-            for times in (SECOND_SIZE, 2):
-                b1 = min(self.batch, b0 * times)
+            for factor in (SECOND_SIZE, 2):
+                b1 = min(self.batch, b0 * factor)
                 if t0 * b1 / b0 <= left / 3:
                     sizes[b1] = self._time_step(first, b1)  # its first call at b1: a warm-up, so it overstates
                     break
