@@ -49,7 +49,7 @@ def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     # auto precision and layout by the rule, unmeasured: a probe per run would cost seconds
-    # (tests/test_autotune.py turns the probe on and gives it its own cache folder).
+    # (tests/training/test_autotune.py turns the probe on and gives it its own cache folder).
     monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cnnlab-cache"))
     monkeypatch.setenv("CNNLAB_AUTOTUNE", "off")
     yield
@@ -57,13 +57,13 @@ def _isolated_runs(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_trainer(monkeypatch):
-    """Install tests.fake_runs.FakeTrainer as engine.trainer: `fake_trainer(end="finish")`."""
+    """Install tests.fake_runs.FakeTrainer as engine.training.trainer: `fake_trainer(end="finish")`."""
     import engine
     from tests.fake_runs import FakeTrainer
 
     def install(**kwargs) -> FakeTrainer:
         fake = FakeTrainer(**kwargs)
-        monkeypatch.setitem(sys.modules, "engine.trainer", fake)
+        monkeypatch.setitem(sys.modules, "engine.training.trainer", fake)
         monkeypatch.setattr(engine, "trainer", fake, raising=False)
         return fake
 

@@ -12,7 +12,7 @@ from textual.app import App
 from textual.screen import Screen
 from textual.widgets import RichLog
 
-from engine.config import Experiment
+from engine.experiment.config import Experiment
 from tui.app import CnnlabApp
 from tui.run_state import RunState
 from tui.screens.run import RunScreen

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from engine import trainer
-from engine.config import Experiment
-from engine.runs import RunFolder
+from engine.experiment.config import Experiment
+from engine.runfolder.folder import RunFolder
+from engine.training import trainer
 
 
 def main(exp_toml: str, runs_dir: str, out_dir: str) -> int:

@@ -1,5 +1,5 @@
 """Runs without torch for the console tests: metrics rows, summaries, run folders in the real
-format with fixed ids and times, a preset with report numbers, and a fake engine.trainer.
+format with fixed ids and times, a preset with report numbers, and a fake engine.training.trainer.
 
 The fake trainer emits a fixed run's events from the worker thread and honours the handle, so the
 bridge, the app and the screens are the real ones (the `fake_trainer` fixture installs it).
@@ -15,9 +15,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from engine.events import BatchProgress, EpochFinished, RunFailed, RunFinished, RunStarted, RunStopped
-from engine.preset_files import Reference
-from engine.presets import Preset
-from engine.runs import RunFolder
+from engine.experiment.preset_files import Reference
+from engine.experiment.presets import Preset
+from engine.runfolder.folder import RunFolder
 from tests.tiny import tiny_experiment
 
 CLASSES = [f"class{i}" for i in range(10)]
@@ -130,7 +130,7 @@ def demo_preset() -> Preset:
 
 
 class FakeTrainer(types.ModuleType):
-    """engine.trainer's API, emitting a fixed run from the worker thread and honouring the handle.
+    """engine.training.trainer's API, emitting a fixed run from the worker thread and honouring the handle.
 
     end: "wait" (train `epochs_before_wait` epochs, then wait for a stop), "finish", "fail" (a
     RunFailed event, as for a missing dataset) or "crash" (an exception: a bug the trainer let out).
@@ -138,7 +138,7 @@ class FakeTrainer(types.ModuleType):
     """
 
     def __init__(self, end: str = "wait", epochs_before_wait: int = 2, batches: int = 4) -> None:
-        super().__init__("engine.trainer")
+        super().__init__("engine.training.trainer")
         self.end, self.epochs_before_wait, self.batches = end, epochs_before_wait, batches
         self.thread_names: list[str] = []
         self.calls: list[tuple] = []

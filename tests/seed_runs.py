@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.runs import RunFolder
+from engine.runfolder.folder import RunFolder
 from tests.fake_runs import summary_of
 from tests.tiny import tiny_experiment
 

@@ -1,6 +1,6 @@
 """Small, fast experiments on the generated shapes data, shared by the engine, CLI and UI tests."""
 
-from engine.config import Experiment, apply_overrides
+from engine.experiment.config import Experiment, apply_overrides
 
 TINY = {
     "data.dataset": "shapes",

@@ -31,8 +31,8 @@ from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import WorkerState
 
-from engine.runs import default_runs_dir
-from engine.runs import user_presets_dir as presets_dir_of
+from engine.runfolder.folder import default_runs_dir
+from engine.runfolder.folder import user_presets_dir as presets_dir_of
 from tui.commands import PresetCommands
 from tui.messages import OpenPreset, StartRun, TrainingEnded, TrainingStarted
 from tui.run_view import end_note
@@ -40,8 +40,8 @@ from tui.screens.pick import PickScreen
 from tui.screens.quit import HAND_OVER, STOP, QuitScreen
 
 if TYPE_CHECKING:
-    from engine.config import Experiment
-    from engine.presets import Preset
+    from engine.experiment.config import Experiment
+    from engine.experiment.presets import Preset
     from tui.training import ActiveRun
 
 # How long quitting waits for the trainer to reach the next batch and write its checkpoint.
@@ -134,8 +134,9 @@ class CnnlabApp(App):
         return screen
 
     def _start_detached(self, exp: Experiment, preset: Preset | None) -> Screen | None:
-        from engine.detach import start_detached
-        from engine.runs import RunFolder, os_error_text
+        from engine.files import os_error_text
+        from engine.processes.detach import start_detached
+        from engine.runfolder.folder import RunFolder
 
         try:
             folder = RunFolder.create(self.runs_dir, exp, preset.name if preset else None)
@@ -147,8 +148,9 @@ class CnnlabApp(App):
 
     def _resume_detached(self, path: Path, exp: Experiment, preset: Preset | None) -> Screen | None:
         """Resume (or train on to exp's epochs) a run of several devices under torchrun, detached."""
-        from engine.detach import start_detached
-        from engine.runs import RunFolder, os_error_text
+        from engine.files import os_error_text
+        from engine.processes.detach import start_detached
+        from engine.runfolder.folder import RunFolder
 
         try:
             longer = exp.train.epochs != RunFolder(path).experiment().train.epochs
@@ -179,7 +181,7 @@ class CnnlabApp(App):
     @work(group="detached", exit_on_error=False)
     async def _watch_detached(self, path: Path, proc) -> None:
         """Say so if the detached process ends before it has taken the run (the screen shows the rest)."""
-        from engine.detach import DetachFailed, wait_taken
+        from engine.processes.detach import DetachFailed, wait_taken
 
         try:
             await asyncio.to_thread(wait_taken, path, proc)
@@ -278,7 +280,7 @@ class CnnlabApp(App):
 
     def start_sweep(self, exp: Experiment, preset: Preset | None = None) -> None:
         """The sweep form over `exp` (the preset's [sweep] filled in); once started, its screen."""
-        from engine.sweep_launch import SweepLaunch
+        from engine.sweeps.launch import SweepLaunch
         from tui.screens.sweep_start import SweepStartScreen
 
         start = SweepLaunch.from_spec(preset.sweep) if preset is not None and preset.sweep else SweepLaunch()
@@ -352,7 +354,7 @@ class CnnlabApp(App):
     async def hand_over_and_exit(self) -> None:
         """Stop the thread run at the next batch (its exact position saved), start a detached process that
         resumes it there, and quit once that process holds the run."""
-        from engine.detach import OUTPUT_LOG, DetachFailed, start_detached, wait_taken
+        from engine.processes.detach import OUTPUT_LOG, DetachFailed, start_detached, wait_taken
 
         run = self.active_run
         self.notify("Handing the run to a process of its own…", title="Quitting")

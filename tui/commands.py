@@ -13,14 +13,14 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
-    from engine.presets import Preset
+    from engine.experiment.presets import Preset
 
 
 class PresetCommands(Provider):
     """For every preset, "New run from preset: <name>", which opens it in the editor."""
 
     async def startup(self) -> None:
-        from engine.presets import load_presets
+        from engine.experiment.presets import load_presets
 
         self.presets, _ = await asyncio.to_thread(load_presets, self.app.user_presets_dir)
 

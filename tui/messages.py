@@ -16,8 +16,8 @@ from textual.message import Message
 from engine.events import EndEvent, Event, RunStarted, end_state
 
 if TYPE_CHECKING:
-    from engine.config import Experiment
-    from engine.presets import Preset
+    from engine.experiment.config import Experiment
+    from engine.experiment.presets import Preset
 
 
 class StartRun(Message):

@@ -21,7 +21,6 @@ from typing import Any
 
 from rich.text import Text
 
-from engine.config import PER_BATCH_SCHEDULES, Experiment
 from engine.events import (
     END_EVENTS,
     BatchProgress,
@@ -35,7 +34,8 @@ from engine.events import (
     RunStopped,
     end_state,
 )
-from engine.runs import RunFolder
+from engine.experiment.config import PER_BATCH_SCHEDULES, Experiment
+from engine.runfolder.folder import RunFolder
 from tui.run_view import best_epoch, end_lines, epoch_line, started_lines
 
 # States after which nothing more happens to a run (until it is resumed): those the engine's end

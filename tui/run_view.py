@@ -2,7 +2,7 @@
 latest metrics, one log line per epoch, what is said when a run starts or ends, its short id.
 
 Pure functions of plain values (rich renderables, no Textual), tested without the app; numbers
-go through engine.formatting, the one home of percentages, durations and state colours.
+go through engine.insight.formatting, the one home of percentages, durations and state colours.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.events import RunStarted
-from engine.formatting import MISSING, STATE_STYLES, duration, num, pct
+from engine.insight.formatting import MISSING, STATE_STYLES, duration, num, pct
 
 # The report's figures in the order the reference line prefers them.
 _REF_ORDER = (

@@ -1,5 +1,5 @@
 """The runs table's rows with seed groups folded: the runs of one experiment under several seeds
-(engine.seed_groups) are one row, with their number and the mean of their best validation and test
+(engine.insight.seed_groups) are one row, with their number and the mean of their best validation and test
 accuracy (the ± spread is in the line under the table); enter unfolds it into its runs.
 
 Pure (rich Text, no Textual): the runs screen asks for its rows here and keeps its own keys.
@@ -12,9 +12,9 @@ from typing import Any
 
 from rich.text import Text
 
-from engine.formatting import pct
-from engine.runs import RunInfo
-from engine.seed_groups import SeedGroup, seed_groups
+from engine.insight.formatting import pct
+from engine.insight.seed_groups import SeedGroup, seed_groups
+from engine.runfolder.table import RunInfo
 from tui.run_view import started_text
 
 GROUP = "group:"  # the row key of a group: GROUP + its key

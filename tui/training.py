@@ -8,7 +8,7 @@ Textual messages (`post_message` is thread-safe). Control goes the other way thr
 RunHandle.
 
 A run another process trains (headless, detached, another console) is a `FolderRun`: the same
-pause, continue and stop, sent through the run's control channel (engine.control); the trainer's
+pause, continue and stop, sent through the run's control channel (engine.runfolder.control); the trainer's
 acknowledgements come back through the folder, which the run screen follows.
 """
 
@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import control
 from engine.events import Event, Listener, RunFailed, RunHandle
-from engine.runs import RunFolder
+from engine.runfolder import control
+from engine.runfolder.folder import RunFolder
 from tui.messages import wrap
 from tui.run_state import RunState
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from textual.message_pump import MessagePump
     from textual.screen import Screen
 
-    from engine.config import Experiment
+    from engine.experiment.config import Experiment
 
 
 class ActiveRun:
@@ -112,10 +112,10 @@ class ActiveRun:
         """Run (or resume) the experiment to its end; blocking, so call it from a thread worker."""
         listen = self.listener_for(target)
         try:
-            from engine import trainer  # torch loads here, in the worker, not at console start
+            from engine.training import trainer  # torch loads here, in the worker, not at console start
 
             if self.resume_dir is not None:
-                # Asked for longer than the run was made for: it is trained on (engine.extend).
+                # Asked for longer than the run was made for: it is trained on (engine.training.extend).
                 longer = self.exp.train.epochs != RunFolder(self.resume_dir).experiment().train.epochs
                 more = {"epochs": self.exp.train.epochs} if longer else {}
                 self.result = trainer.resume_run(self.resume_dir, listener=listen, handle=self.handle, **more)
@@ -124,7 +124,7 @@ class ActiveRun:
                     self.exp, runs_dir=self.runs_dir, preset=self.preset_name, listener=listen, handle=self.handle
                 )
         except Exception as err:  # the trainer reports user errors itself; this is an import or engine bug
-            from engine.run_lock import RunLocked
+            from engine.runfolder.lock import RunLocked
 
             if isinstance(err, RunLocked):  # another process trains it: nothing of its folder was touched
                 listen(RunFailed(f"{err}: stop it there first, or steer it from the runs screen"))
@@ -149,7 +149,7 @@ class FolderRun:
 
     @property
     def is_running(self) -> bool:
-        """Its trainer lives (judged by its lock, pid and heartbeat: engine.runs)."""
+        """Its trainer lives (judged by its lock, pid and heartbeat: engine.runfolder.folder)."""
         return RunFolder(self.path).status().get("state") == "running"
 
     @property

@@ -4,10 +4,10 @@ For a preset (or a model and a batch size; `--models all`: every architecture at
 ways of training the same model on the same uint8 images are timed, taking turns, R times:
 
   pure     the model's forward + backward + optimizer step on float, normalised batches already in
-           memory, in every safe precision and layout auto's probe weighs (engine.autotune.candidates:
+           memory, in every safe precision and layout auto's probe weighs (engine.training.autotune.candidates:
            fp32, bf16 where native, fp16 on CUDA, channels_last on and off); the best of them is the
            yardstick, "pure compute, best way".
-  engine   engine.trainer.run_experiment through its real path, on a folder dataset of the preset's
+  engine   engine.training.trainer.run_experiment through its real path, on a folder dataset of the preset's
            image size and class count written to a temporary directory (decoded cache, uint8 data,
            BatchAugment with the preset's augmentation, auto's measured choice, metrics, events,
            status file). Images/s over the training steps after the warm-up, timed by the trainer's

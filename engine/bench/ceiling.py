@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from engine.bench.measure import sync
-from engine.config import Experiment
+from engine.experiment.config import Experiment
 
 TRAIN_FORWARDS = 3  # forward + backward (input and weight gradients): about three forwards' work
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # large enough to run at the device's peak, quick enough to repeat

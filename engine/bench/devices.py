@@ -2,7 +2,7 @@
 taking turns, and how far N devices scale it.
 
 Each turn is a real run in a process of its own (`python -m engine resume`, or torchrun's N ranks
-through engine.launch), so both pay the same start-up and the machine's cores or GPUs are split as a
+through engine.processes.torchrun), so both pay the same start-up and the machine's cores or GPUs are split as a
 real run splits them. A run trains `epochs` epochs; the figure is the images/s of its last one (the
 first warms up: allocations, oneDNN's or cuDNN's choices), as metrics.jsonl records it. The scaling is
 N devices' median over one device's: N is perfect, 1 is no gain. On a CPU the N ranks share its
@@ -21,13 +21,13 @@ from typing import Any
 from engine.bench import BenchError
 from engine.bench.machine import machine
 from engine.bench.runner import spread
-from engine.config import Experiment, apply_overrides
-from engine.runs import RunFolder
+from engine.experiment.config import Experiment, apply_overrides
+from engine.runfolder.folder import RunFolder
 
 
 def timed_run(exp: Experiment, devices: int, runs_dir: Path) -> float:
     """Images/s of the last epoch of one run of `exp` on `devices` devices, in processes of its own."""
-    from engine.launch import torchrun_env, train_under_torchrun
+    from engine.processes.torchrun import torchrun_env, train_under_torchrun
 
     exp = apply_overrides(exp, {"train.devices": devices})
     folder = RunFolder.create(runs_dir, exp, None, f"bench-{devices}")

@@ -19,9 +19,9 @@ def write_folder_dataset(root: Path, images: int, classes: int, size: int) -> No
     import numpy as np
     from PIL import Image
 
-    from engine.config import DataConfig
-    from engine.datasets import shapes
-    from engine.datasets.images import resize_images
+    from engine.data.datasets import shapes
+    from engine.data.datasets.images import resize_images
+    from engine.experiment.config import DataConfig
 
     source = shapes.decode(DataConfig(dataset="shapes", val_split=0)).train[0]
     source = resize_images(source, size).permute(0, 2, 3, 1).contiguous().numpy()
@@ -37,8 +37,8 @@ def time_decoded_cache(root: Path) -> dict[str, Any]:
     the cache). The files were just written, so both read from the OS's page cache."""
     import torch
 
-    from engine.config import DataConfig
-    from engine.data import load_splits
+    from engine.data.splits import load_splits
+    from engine.experiment.config import DataConfig
 
     cfg = DataConfig(dataset="folder", root=str(root), val_split=0)
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from engine.machine import cpu_name
+from engine.compute.machine import cpu_name
 
 __all__ = ["cpu_name", "machine"]
 
@@ -29,7 +29,7 @@ def cpu_flags() -> list[str]:
 def machine() -> dict[str, Any]:
     import torch
 
-    from engine.device import _cpu_has_fast_bf16
+    from engine.compute.device import _cpu_has_fast_bf16
 
     return {
         "cpu": cpu_name(),

@@ -1,5 +1,5 @@
 """Two of the bench's ways: the pure compute (forward + backward + step on batches already in memory:
-the ceiling) and the engine's real run through engine.trainer (timed by its own progress events)."""
+the ceiling) and the engine's real run through engine.training.trainer (timed by its own progress events)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench import BenchError
-from engine.config import Experiment
+from engine.experiment.config import Experiment
 
 
 def sync(device) -> None:
@@ -23,7 +23,7 @@ def build(exp: Experiment, rt, classes: int, channels: int, size: int, init_scal
     import torch
 
     from engine.models import build_model
-    from engine.optim import build_optimizer
+    from engine.training.optim import build_optimizer
 
     model = build_model(exp.model, classes, size, channels).to(rt.device, memory_format=rt.memory_format)
     model.train()
@@ -35,13 +35,13 @@ def build(exp: Experiment, rt, classes: int, channels: int, size: int, init_scal
 class PureCompute:
     """Forward + backward + step on float batches already on the device, normalised and laid out in
     the runtime's memory format, in its precision (a few distinct batches, taken in turn). The bench
-    makes one per candidate of auto's probe (engine.autotune.candidates)."""
+    makes one per candidate of auto's probe (engine.training.autotune.candidates)."""
 
     DISTINCT_BATCHES = 4
 
     def __init__(self, exp: Experiment, rt, images, labels, mean, std, classes: int):
-        from engine.augment import BatchAugment
-        from engine.step import TrainStep
+        from engine.data.augment import BatchAugment
+        from engine.training.step import TrainStep
 
         self.exp, self.rt = exp, rt
         channels, size = images.shape[1], images.shape[-1]
@@ -88,11 +88,11 @@ class PureCompute:
 
 
 def engine_once(exp: Experiment, runs_dir: Path, warmup: int) -> dict[str, Any]:
-    """One short run through engine.trainer. Images/s between the first BatchProgress at or after
+    """One short run through engine.training.trainer. Images/s between the first BatchProgress at or after
     the warm-up and the last one (the trainer emits one after its last step), and the seconds from
     the last step to EpochFinished (loss and accuracy read back, metrics line, checkpoints, status)."""
     from engine.events import BatchProgress, EpochFinished, RunStarted
-    from engine.trainer import run_experiment
+    from engine.training.trainer import run_experiment
 
     marks: list[tuple[float, int]] = []
     seen: dict[str, Any] = {}

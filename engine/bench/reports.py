@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from engine.bench.measure import build, sync
-from engine.config import Experiment
+from engine.experiment.config import Experiment
 
 REPORTS_WORKERS = (0, 2)
 
@@ -52,8 +52,8 @@ class ReportsPipeline:
     layout. One model serves every worker count."""
 
     def __init__(self, exp: Experiment, device, images, labels, mean, std, classes: int):
-        from engine.device import Runtime
-        from engine.step import TrainStep
+        from engine.compute.device import Runtime
+        from engine.training.step import TrainStep
 
         self.exp = exp
         self.rt = Runtime(device, "fp32", False)

@@ -50,9 +50,9 @@ def bench_target(
     the engine, the reports' pipeline. The order rotates every repeat so that a slow patch of the
     machine does not always fall on the same way. `rates` keeps the matmul rates measured so far
     (per device and precision), so each is measured once per bench."""
-    from engine.autotune import Candidate, candidates
-    from engine.data import load_splits
-    from engine.device import Runtime, select_runtime
+    from engine.compute.device import Runtime, select_runtime
+    from engine.data.splits import load_splits
+    from engine.training.autotune import Candidate, candidates
 
     exp = without_weights(target.exp)  # pure compute and the reports' way build the model as the engine's run does
     started = time.perf_counter()
@@ -138,7 +138,7 @@ def bench_target(
         "warmup": target.warmup,
         "repeats": target.repeats,
         "device": str(rule.device),
-        "rule": cands[0].label,  # what engine.device's rule alone would take
+        "rule": cands[0].label,  # what engine.compute.device's rule alone would take
         "candidates": [c.label for c in cands],
         "failed": failed,
         "engine_way": engine_way,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench import BenchError
-from engine.config import ARCHS, DATASETS, Experiment, apply_overrides
+from engine.experiment.config import ARCHS, DATASETS, Experiment, apply_overrides
 
 GOAL_ENGINE_VS_PURE = 0.95  # against the best pure compute of any safe precision and layout
 GOAL_ENGINE_VS_REPORTS = 2.0
@@ -90,7 +90,7 @@ def resolve_targets(
     repeats: int | None = None,
     user_dir: Path | None = None,
 ) -> list[Target]:
-    from engine.presets import get_preset, load_experiment_source
+    from engine.experiment.presets import get_preset, load_experiment_source
 
     chosen: list[tuple[str, Experiment, str | None]] = []
     if preset is not None:
@@ -156,7 +156,7 @@ def engine_experiment(exp: Experiment, root: Path, images: int) -> Experiment:
 
 def shape_of(exp: Experiment) -> tuple[int, int, int]:
     """(classes, channels, image size) of the preset's data, without loading it."""
-    from engine.data import DatasetMissing, DatasetUnusable, describe
+    from engine.data.splits import DatasetMissing, DatasetUnusable, describe
 
     try:
         return describe(exp.data)
@@ -167,8 +167,8 @@ def shape_of(exp: Experiment) -> tuple[int, int, int]:
 def train_split_images(exp: Experiment) -> int | None:
     """How many images a full epoch of the preset trains on (None: a folder of unknown size):
     the dataset's training images (config.DATASETS), its first data.classes classes, the subset,
-    less the validation and test splits as engine.data carves them."""
-    from engine.data import split_sizes
+    less the validation and test splits as engine.data.splits carves them."""
+    from engine.data.splits import split_sizes
 
     d = exp.data
     info = DATASETS[d.dataset]

@@ -3,7 +3,7 @@ one alone, taking turns; the total images/s of the N over the one's.
 
 Every training is a real `python -m engine run` of the same experiment on the same folder dataset
 (the preset's shape, written once and decoded into its cache first), so each sizes its thread pool
-through engine.threads as real runs do. The figures are the trainings' own: the images/s of every
+through engine.compute.threads as real runs do. The figures are the trainings' own: the images/s of every
 epoch in metrics.jsonl. The bench reads those files as the runs write them, so it knows when each
 epoch ended (and, from its seconds, when it began), and counts only the epochs after the first (the
 first warms up) that lie wholly inside the span when all N trainings were training: the start-up of a
@@ -26,8 +26,8 @@ from engine.bench.images import time_decoded_cache, write_folder_dataset
 from engine.bench.machine import machine
 from engine.bench.runner import spread
 from engine.bench.targets import GOAL_TOGETHER, engine_experiment, shape_of
-from engine.config import Experiment, apply_overrides
-from engine.runs import RunFolder
+from engine.experiment.config import Experiment, apply_overrides
+from engine.runfolder.folder import RunFolder
 
 POLL_S = 0.05  # how often the bench reads the runs' metrics: the error in an epoch's end
 DEFAULT_EPOCHS = 4

@@ -12,7 +12,7 @@ from engine.cli.exits import EXIT_OK, CommandFailed, UsageError
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out
 from engine.cli.run import parse_sets
-from engine.config import ARCHS
+from engine.experiment.config import ARCHS
 
 # `python -m engine` never imports Textual, so the console's own bench runs from the console's entry point.
 UI_BENCH_ELSEWHERE = (
@@ -101,7 +101,7 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     from engine.bench import BenchError
     from engine.bench.targets import resolve_targets
-    from engine.runs import user_presets_dir
+    from engine.runfolder.folder import user_presets_dir
 
     if args.ui:
         raise UsageError(UI_BENCH_ELSEWHERE)
@@ -204,7 +204,7 @@ def bench_together(args: argparse.Namespace) -> int:
     sets = [*args.set, *([f"train.batch_size={args.batch}"] if args.batch else [])]
     if args.model:
         from engine.bench.targets import model_experiment
-        from engine.config import apply_overrides
+        from engine.experiment.config import apply_overrides
 
         exp = model_experiment(args.model, args.batch or 128)
         exp = apply_overrides(exp, parse_sets(args.set)) if args.set else exp
@@ -230,7 +230,7 @@ def bench_together(args: argparse.Namespace) -> int:
 
 
 def forget() -> int:
-    from engine import autotune
+    from engine.training import autotune
 
     n = autotune.forget()
     where = autotune.cache_path()

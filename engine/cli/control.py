@@ -1,6 +1,6 @@
 """`cnnlab pause | continue | stop | checkpoint RUN_DIR`: steer a run, whichever process trains it.
 
-The command goes into the run's control channel (engine.control); the trainer applies it between two
+The command goes into the run's control channel (engine.runfolder.control); the trainer applies it between two
 batches and acknowledges it in status.json, which this waits for: exit 0 once acknowledged (a stop:
 once the run has stopped and its exact position is saved), 2 if the run is not running, 1 if no
 acknowledgement came in time (the command stays queued for the trainer's next batch).
@@ -42,13 +42,13 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_control(args) -> int:
-    from engine import control
-    from engine.runs import RunFolder, is_run_folder
+    from engine.runfolder import control
+    from engine.runfolder.folder import RunFolder, is_run_folder
 
     path, command = Path(args.run_dir), args.control_command
-    from engine.sweep import is_sweep
+    from engine.sweeps.folder import is_sweep
 
-    if is_sweep(path):  # every worker of a sweep (engine.sweep_control)
+    if is_sweep(path):  # every worker of a sweep (engine.sweeps.control)
         from engine.cli.sweep import order_sweep_command
 
         return order_sweep_command(path, command, args.wait)
@@ -86,7 +86,7 @@ def _acked(st: dict[str, Any], command_id: str) -> bool:
 
 
 def _wait_unlocked(path: Path, deadline: float) -> None:
-    from engine.run_lock import is_held
+    from engine.runfolder.lock import is_held
 
     while is_held(path) and time.monotonic() < deadline:
         time.sleep(POLL_S)  # the trainer releases the lock as it returns, a moment after its last status

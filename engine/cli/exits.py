@@ -56,8 +56,8 @@ def handle(command: Callable[[Any], int], args: Any, err: Console) -> int:
 
     `args.subject` names what an invalid config was ("experiment", "sweep") in the message.
     """
-    from engine.config import SHOWN_PROBLEMS, ConfigError  # pydantic: only once a command runs
-    from engine.runs import os_error_text
+    from engine.experiment.config import SHOWN_PROBLEMS, ConfigError  # pydantic: only once a command runs
+    from engine.files import os_error_text
 
     try:
         return command(args)

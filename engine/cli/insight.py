@@ -1,10 +1,10 @@
 """`cnnlab lr-find`, `cnnlab export` and `cnnlab groups`: the commands that help a user understand
 runs rather than start them.
 
-- lr-find: the learning-rate range test (engine.lr_find) of a preset or TOML with `--set`; the curve
+- lr-find: the learning-rate range test (engine.insight.lr_find) of a preset or TOML with `--set`; the curve
   drawn in the terminal, `suggested lr: …` with its rule, and where to put it.
 - export: run folders to a CSV, TensorBoard event files or W&B offline runs (engine.export).
-- groups: the seed groups in the runs folder (engine.seed_groups) with mean ± std.
+- groups: the seed groups in the runs folder (engine.insight.seed_groups) with mean ± std.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def cmd_lr_find(args) -> int:
     if args.json:
         print(json.dumps(finding))
         return EXIT_OK if finding["suggestion"] is not None else EXIT_FAILED
-    from engine.lr_find_text import suggestion_line, summary_line, where_line
+    from engine.insight.lr_find_text import suggestion_line, summary_line, where_line
 
     out.print(summary_line(finding), markup=False, highlight=False, soft_wrap=True)
     if len(finding["lrs"]) >= 2:
@@ -81,9 +81,9 @@ def cmd_lr_find(args) -> int:
 def _find(exp, args) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from engine.data import DatasetMissing, DatasetUnusable
-    from engine.device import DeviceUnavailable
-    from engine.lr_find import lr_find
+    from engine.compute.device import DeviceUnavailable
+    from engine.data.splits import DatasetMissing, DatasetUnusable
+    from engine.insight.lr_find import lr_find
     from engine.models import WeightsUnavailable
 
     live = err.is_terminal
@@ -119,7 +119,7 @@ def curve_text(finding: dict, width: int, colour: bool = False):
     import plotext as plt
     from rich.text import Text
 
-    from engine.lr_plot import draw_lr_curve
+    from engine.insight.lr_plot import draw_lr_curve
 
     draw_lr_curve(plt, finding, width=min(max(width, 40), 100), height=18)
     plt.theme("clear")
@@ -132,8 +132,8 @@ def curve_text(finding: dict, width: int, colour: bool = False):
 
 def resolve_runs(names: list[str], runs: Path) -> list[Path]:
     """Run folders given by path or by id in the runs folder; a sweep folder gives its trials."""
-    from engine.runs import read_run
-    from engine.sweep import is_sweep
+    from engine.runfolder.table import read_run
+    from engine.sweeps.folder import is_sweep
 
     paths: list[Path] = []
     for name in names:
@@ -174,8 +174,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_groups(args) -> int:
-    from engine.runs import list_runs
-    from engine.seed_groups import seed_groups
+    from engine.insight.seed_groups import seed_groups
+    from engine.runfolder.table import list_runs
 
     groups = seed_groups(list_runs(runs_dir(args)))
     if not groups:

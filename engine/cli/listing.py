@@ -14,8 +14,9 @@ from rich.table import Table
 from engine.cli.exits import EXIT_OK, UsageError
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out, print_table
-from engine.formatting import cli_pct, state_markup
-from engine.runs import list_runs, user_presets_dir
+from engine.insight.formatting import cli_pct, state_markup
+from engine.runfolder.folder import user_presets_dir
+from engine.runfolder.table import list_runs
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_presets(args) -> int:
-    from engine.presets import load_presets
+    from engine.experiment.presets import load_presets
 
     presets, problems = load_presets(user_presets_dir(runs_dir(args)))
     table = Table(title="presets", box=None, pad_edge=False)
@@ -53,7 +54,7 @@ def cmd_presets(args) -> int:
 
 
 def reference_text(reference) -> str:
-    """A report's figures (an engine.presets.Reference) in a few words: "test 54.60%, val 53.80% @35 ep"."""
+    """A report's figures (an engine.experiment.presets.Reference) in a few words: "test 54.60%, val 53.80% @35 ep"."""
     if not reference:
         return "-"
     ref, epochs = reference.figures(), reference.epochs
@@ -66,7 +67,7 @@ def reference_text(reference) -> str:
 
 
 def cmd_runs(args) -> int:
-    from engine.presets import find_preset
+    from engine.experiment.presets import find_preset
 
     runs = runs_dir(args)
     if runs.exists() and not runs.is_dir():
@@ -100,7 +101,7 @@ def cmd_runs(args) -> int:
 
 def cmd_keys(args) -> int:
     """Every config key with its type, range or choices and help: what `--set` accepts."""
-    from engine.config import Experiment, all_keys
+    from engine.experiment.config import Experiment, all_keys
 
     table = Table(box=None, pad_edge=False)
     table.add_column("key", no_wrap=True)
@@ -116,6 +117,6 @@ def cmd_keys(args) -> int:
 
 def accepts(info) -> str:
     """What a field takes, read from its schema (the same facts the console's form shows)."""
-    from engine.schema import accepts as read_accepts
+    from engine.experiment.schema import accepts as read_accepts
 
     return read_accepts(info)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.runs import default_runs_dir
+from engine.runfolder.folder import default_runs_dir
 
 # Every global option takes one value.
 GLOBAL_OPTIONS = {"--runs-dir": "runs folder (default ./runs or $CNNLAB_RUNS); your presets live in its presets/"}

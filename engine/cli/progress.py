@@ -19,7 +19,7 @@ from engine.events import (
     RunStarted,
     RunStopped,
 )
-from engine.formatting import cli_pct as pct
+from engine.insight.formatting import cli_pct as pct
 
 # The engine's own words, printed as they are: no markup read into a path's brackets, and left to the
 # terminal to wrap, so that a path in them pastes whole.

@@ -2,9 +2,9 @@
 
 Ctrl+C, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session, a scheduler's preemption) stop
 the run at the next batch with its exact position saved; `cnnlab resume` continues there, and
-`cnnlab resume RUN_DIR --epochs N` trains a run on past its end (engine.extend).
+`cnnlab resume RUN_DIR --epochs N` trains a run on past its end (engine.training.extend).
 
-With train.devices above 1 the run trains under torchrun, a process per device (engine.launch);
+With train.devices above 1 the run trains under torchrun, a process per device (engine.processes.torchrun);
 `cnnlab run` or `resume` started by torchrun itself (several machines) is one rank of the run.
 
 A preset name or a TOML file becomes a validated experiment with `--set` overrides and
@@ -23,11 +23,11 @@ from typing import Any
 from engine.cli.exits import EXIT_OK, EXIT_USAGE, CommandFailed, UsageError, exit_code
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out
-from engine.runs import user_presets_dir
+from engine.runfolder.folder import user_presets_dir
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
-    from engine.config import parse_value
+    from engine.experiment.config import parse_value
 
     overrides = {}
     for pair in pairs or []:
@@ -40,8 +40,8 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 def resolve_experiment(source: str, sets: list[str], data_dir: str | None, runs: Path):
     """A preset name or TOML file, with `--set` overrides and `--data-dir`, validated: (experiment, preset or None)."""
-    from engine.config import apply_overrides, unused_fields
-    from engine.presets import load_experiment_source
+    from engine.experiment.config import apply_overrides, unused_fields
+    from engine.experiment.presets import load_experiment_source
 
     exp, preset = load_experiment_source(source, user_presets_dir(runs))
     overrides = parse_sets(sets)
@@ -153,14 +153,14 @@ def cmd_run(args) -> int:
     if _launches(exp):
         if args.seeds != 1:
             raise UsageError("--seeds N trains on one device; with train.devices above 1 start the seeds one by one")
-        from engine.runs import RunFolder
+        from engine.runfolder.folder import RunFolder
 
         folder = RunFolder.create(runs, exp, preset.name if preset else None, args.name)
         return _detach(folder.path, None) if args.detach else _on_devices(folder.path, exp, None)
     if args.detach:
         if args.seeds != 1:
             raise UsageError("--detach trains one run; --seeds N runs several, in the foreground")
-        from engine.runs import RunFolder
+        from engine.runfolder.folder import RunFolder
 
         folder = RunFolder.create(runs, exp, preset.name if preset else None, args.name)
         return _detach(folder.path, None)
@@ -168,7 +168,7 @@ def cmd_run(args) -> int:
         from engine.cli.seeded import train_seeds
 
         return train_seeds(exp, preset, runs, args.name, args.seeds, _train)
-    from engine.trainer import run_experiment
+    from engine.training.trainer import run_experiment
 
     return _train(
         lambda **kw: run_experiment(exp, runs_dir=runs, preset=preset.name if preset else None, name=args.name, **kw)
@@ -176,17 +176,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from engine.run_lock import holder
-    from engine.runs import read_run
+    from engine.runfolder.lock import holder
+    from engine.runfolder.table import read_run
 
     path = Path(args.run_dir)
     info = read_run(path)
     if info is None:
         raise UsageError(f"{path} is not a run folder (no config.toml)")
-    from engine.launch import under_torchrun
+    from engine.processes.torchrun import under_torchrun
 
     if under_torchrun():  # a rank: its launcher has checked the run, and rank 0 takes its lock
-        from engine.trainer import resume_run
+        from engine.training.trainer import resume_run
 
         return _train(lambda **kw: resume_run(path, epochs=args.epochs, **kw))
     if info.state == "running":
@@ -204,8 +204,8 @@ def cmd_resume(args) -> int:
     exp = _experiment(path)
     if exp is not None and _launches(exp):
         return _on_devices(path, exp, epochs)
-    from engine.run_lock import RunLocked
-    from engine.trainer import resume_run
+    from engine.runfolder.lock import RunLocked
+    from engine.training.trainer import resume_run
 
     try:
         return _train(lambda **kw: resume_run(path, epochs=epochs, **kw))
@@ -215,13 +215,13 @@ def cmd_resume(args) -> int:
 
 def _launches(exp) -> bool:
     """Whether this process starts torchrun for the run (train.devices above 1, not a rank already)."""
-    from engine.launch import under_torchrun
+    from engine.processes.torchrun import under_torchrun
 
     return exp.train.devices > 1 and not under_torchrun()
 
 
 def _experiment(path: Path):
-    from engine.runs import RunFolder
+    from engine.runfolder.folder import RunFolder
 
     try:
         return RunFolder(path).experiment()
@@ -232,8 +232,8 @@ def _experiment(path: Path):
 def _on_devices(path: Path, exp, epochs: int | None) -> int:
     """Train the run under torchrun in the foreground (rank 0 shows the progress and prints the folder's
     path last); the exit code of how the run ended as rank 0 wrote it, whatever torchrun's own status."""
-    from engine.launch import train_under_torchrun
-    from engine.runs import RunFolder
+    from engine.processes.torchrun import train_under_torchrun
+    from engine.runfolder.folder import RunFolder
 
     t = exp.train
     err.print(f"training on {t.devices} devices: torchrun, a process each", markup=False, highlight=False)
@@ -245,7 +245,7 @@ def _on_devices(path: Path, exp, epochs: int | None) -> int:
 
 
 def _detach(path: Path, epochs: int | None) -> int:
-    from engine.detach import OUTPUT_LOG, DetachFailed, start_detached, wait_taken
+    from engine.processes.detach import OUTPUT_LOG, DetachFailed, start_detached, wait_taken
 
     proc = start_detached(path, epochs)
     try:
@@ -269,7 +269,7 @@ def _train(start) -> int:
     """Train in the foreground with the progress display; the folder's path on stdout, last."""
     from engine.cli.progress import ConsoleProgress
     from engine.events import RunHandle
-    from engine.launch import under_torchrun
+    from engine.processes.torchrun import under_torchrun
 
     handle = RunHandle()
     rank = int(os.environ.get("RANK", "0")) if under_torchrun() else 0
@@ -288,10 +288,10 @@ def _train(start) -> int:
 
 
 def _dry_run(exp) -> int:
-    from engine.data import DatasetMissing
-    from engine.device import DeviceUnavailable
-    from engine.dry_run import dry_run
+    from engine.compute.device import DeviceUnavailable
+    from engine.data.splits import DatasetMissing
     from engine.models import WeightsUnavailable
+    from engine.training.dry_run import dry_run
 
     try:
         info = dry_run(exp)

@@ -1,5 +1,5 @@
 """`cnnlab run … --seeds N`: the experiment N times, seeds train.seed, train.seed + 1, …, one after
-another, into ordinary run folders named `<name>-seed<S>`: a seed group (engine.seed_groups), whose
+another, into ordinary run folders named `<name>-seed<S>`: a seed group (engine.insight.seed_groups), whose
 mean ± std is printed at the end. Ctrl+C stops the run in progress and starts no more.
 """
 
@@ -16,10 +16,10 @@ MAX_SEEDS = 100
 
 def train_seeds(exp, preset, runs: Path, name: str | None, seeds: int, train: Callable) -> int:
     """Train `seeds` runs through `train` (engine.cli.run's foreground trainer); the worst exit code."""
-    from engine.config import apply_overrides
-    from engine.runs import read_run
-    from engine.seed_groups import SeedGroup
-    from engine.trainer import run_experiment
+    from engine.experiment.config import apply_overrides
+    from engine.insight.seed_groups import SeedGroup
+    from engine.runfolder.table import read_run
+    from engine.training.trainer import run_experiment
 
     if not 1 <= seeds <= MAX_SEEDS:
         raise UsageError(f"--seeds {seeds}: use 1 to {MAX_SEEDS}")

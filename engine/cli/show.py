@@ -1,4 +1,4 @@
-"""`cnnlab show RUN_DIR`: a run's report (engine.show draws it), or a sweep folder's results table.
+"""`cnnlab show RUN_DIR`: a run's report (engine.insight.show draws it), or a sweep folder's results table.
 `--checkpoint best|last` evaluates that checkpoint on the test set now, through the trainer (torch)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from pathlib import Path
 
 from engine.cli.exits import EXIT_OK, CommandFailed, UsageError
 from engine.cli.output import out, print_table
-from engine.runs import default_runs_dir, read_run
+from engine.runfolder.folder import default_runs_dir
+from engine.runfolder.table import read_run
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
@@ -28,8 +29,8 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_show(args) -> int:
-    from engine.show import run_report, sweep_table
-    from engine.sweep import Sweep, is_sweep, results_table
+    from engine.insight.show import run_report, sweep_table
+    from engine.sweeps.folder import Sweep, is_sweep, results_table
 
     runs = Path(args.runs_dir) if getattr(args, "runs_dir", None) else None
     path = Path(args.run_dir)
@@ -57,11 +58,11 @@ def _evaluate(path: Path, which: str) -> dict:
     """The checkpoint's test figures now; a damaged checkpoint or config, or missing data, is bad input."""
     if not (path / "checkpoints" / f"{which}.pt").is_file():
         raise UsageError(f"{path} has no {which} checkpoint")
-    from engine.checkpoint import CheckpointError
-    from engine.config import ConfigError
-    from engine.data import DatasetMissing
+    from engine.data.splits import DatasetMissing
+    from engine.experiment.config import ConfigError
     from engine.models import WeightsUnavailable
-    from engine.predict import evaluate_checkpoint
+    from engine.training.checkpoint import CheckpointError
+    from engine.training.predict import evaluate_checkpoint
 
     try:
         return evaluate_checkpoint(path, which)

@@ -2,7 +2,7 @@
 per trial as it ends, then the results table (report 002's Table 1). `--workers N` trains N trials
 at once on this machine, `--join` adds a worker from another terminal or machine, `--plan` lists
 the trials without training, `--resume SWEEP_DIR` continues a stopped sweep. Planning and results
-are engine.sweep's, the study engine.study's, running it engine.sweep_runner's.
+are engine.sweeps.folder's, the study engine.sweeps.study's, running it engine.sweeps.runner's.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any
 from engine.cli.exits import EXIT_FAILED, EXIT_OK, exit_code
 from engine.cli.options import runs_dir
 from engine.cli.output import out, print_table
-from engine.formatting import cli_pct
-from engine.study import GRACE_S, PRUNERS
-from engine.sweep import METRICS, Sweep, SweepError, check_csv_path, describe_overrides, write_csv
-from engine.sweep_launch import parse_grid_arg, parse_random_arg
-from engine.sweep_runner import join_sweep, plan_sweep, resume_sweep, run_sweep
+from engine.experiment.sweep_plan import METRICS, SweepError, describe_overrides
+from engine.insight.formatting import cli_pct
+from engine.sweeps.folder import Sweep, check_csv_path, write_csv
+from engine.sweeps.launch import parse_grid_arg, parse_random_arg
+from engine.sweeps.runner import join_sweep, plan_sweep, resume_sweep, run_sweep
+from engine.sweeps.study import GRACE_S, PRUNERS
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
@@ -95,7 +96,7 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
 
 def _workers(text: str, gpus_per_trial: int) -> int:
     if text == "auto":
-        from engine.cores import visible_gpus
+        from engine.compute.cores import visible_gpus
 
         return max(1, len(visible_gpus()) // max(1, gpus_per_trial))
     try:
@@ -110,7 +111,7 @@ def _workers(text: str, gpus_per_trial: int) -> int:
 def cmd_sweep(args) -> int:
     from engine.cli.run import StopOnInterrupt, resolve_experiment
     from engine.events import RunHandle
-    from engine.show import sweep_table
+    from engine.insight.show import sweep_table
 
     def on_trial(i: int, total: int, row: dict[str, Any]) -> None:
         print(trial_line(i, total, row), flush=True)
@@ -215,7 +216,7 @@ def cmd_sweep(args) -> int:
 def join_hint(sweep: Sweep, storage_url: str | None) -> str:
     """Where the sweep is, and how another terminal (or, through a database, another machine) adds a worker."""
     if storage_url:
-        from engine.study import hide_password
+        from engine.sweeps.study import hide_password
 
         where = f"--join --storage {hide_password(storage_url)} --study {sweep.study_name}"
     else:
@@ -235,11 +236,11 @@ def trial_line(i: int, total: int, row: dict[str, Any]) -> str:
 
 def order_sweep_command(path: Path, command: str, wait_s: float) -> int:
     """`cnnlab stop | pause | continue | checkpoint SWEEP_DIR`: the order to every worker of the sweep
-    (engine.sweep_control); a stop waits, up to `wait_s`, until no trial of it trains anywhere."""
+    (engine.sweeps.control); a stop waits, up to `wait_s`, until no trial of it trains anywhere."""
     import time
 
     from engine.cli.exits import CommandFailed
-    from engine.sweep_control import order_sweep, running_trials
+    from engine.sweeps.control import order_sweep, running_trials
 
     done = order_sweep(path, command)
     name, n = done.sweep.id, len(done.runs)

@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 
 from engine.export.records import SUMMARY_KEYS, RunRecord, cell
-from engine.runs import atomic_write_text
+from engine.files import atomic_write_text
 
 
 def _union(keys_of: list[list[str]]) -> list[str]:

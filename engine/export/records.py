@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config_doc import cell, flatten_doc
-from engine.runs import RunFolder, read_run
+from engine.experiment.config_doc import cell, flatten_doc
+from engine.runfolder.folder import RunFolder
+from engine.runfolder.table import read_run
 
 __all__ = ["SUMMARY_KEYS", "RunRecord", "cell", "flat_row", "flatten_doc", "read_record"]
 

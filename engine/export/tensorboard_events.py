@@ -17,7 +17,15 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine.events import BatchProgress, EpochFinished, Listener, LogMessage, RunFinished, RunStarted, end_state
+from engine.events import (
+    BatchProgress,
+    EpochFinished,
+    Listener,
+    LogMessage,
+    RunFinished,
+    RunStarted,
+    end_state,
+)
 from engine.export.records import RunRecord, cell, flat_row
 
 LIVE_FOLDER = "tensorboard"  # inside the run folder
@@ -160,6 +168,6 @@ def with_live_tensorboard(exp: Any, listener: Listener) -> Listener:
                 listener(LogMessage(f"train.tensorboard is on, but {missing_text('tensorboard')}", "warning"))
 
         return warn_once
-    from engine.config import flatten
+    from engine.experiment.config import flatten
 
     return LiveTensorBoard(flatten(exp), listener)

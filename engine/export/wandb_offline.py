@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.experiment.config_doc import group_key
 from engine.export.records import RunRecord, cell
-from engine.seed_groups import group_key
 
 PROJECT = "cnnlab"
 

@@ -1,4 +1,4 @@
-"""The model registry: every architecture of engine.config.ARCHS, built by name from a ModelConfig.
+"""The model registry: every architecture of engine.experiment.config.ARCHS, built by name from a ModelConfig.
 
 Every model takes float images (B, C, H, W) and returns logits (B, num_classes), works in
 channels_last and under autocast, and exposes its final classifier as `model.head`, so that a
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from engine.config import ConfigError, ModelConfig, input_size_problem
+from engine.experiment.config import ConfigError, ModelConfig, input_size_problem
 from engine.models.alexnet import AlexNet
 from engine.models.backbone import BackboneNet
 from engine.models.init import initialise

@@ -24,7 +24,7 @@ from typing import Any
 from textual import on
 from textual.message import Message
 
-from engine.config import Experiment, apply_overrides
+from engine.experiment.config import Experiment, apply_overrides
 from tui.app import CnnlabApp
 
 TICK_S = 0.010
@@ -66,7 +66,7 @@ class ProbedApp(CnnlabApp):
 
 def bench_experiment(images: int, epochs: int, batch: int) -> Experiment:
     """The shapes-demo preset, cut to `images` training images and `epochs` epochs."""
-    from engine.presets import get_preset
+    from engine.experiment.presets import get_preset
 
     base = get_preset("shapes-demo").experiment
     return apply_overrides(base, {"data.train_subset": images, "train.epochs": epochs, "train.batch_size": batch})
@@ -103,7 +103,7 @@ async def _in_console(exp: Experiment, runs_dir: Path, probe: bool) -> tuple[flo
 
 
 def headless(exp: Experiment, runs_dir: Path) -> float:
-    from engine.trainer import run_experiment
+    from engine.training.trainer import run_experiment
 
     result = run_experiment(exp, runs_dir=runs_dir)
     if result.state != "finished":

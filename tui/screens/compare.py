@@ -1,6 +1,6 @@
 """Several runs side by side: their curves overlaid on one chart (m steps through the metrics),
 and their configs, listing only the fields in which they differ. Runs of a seed group are drawn as
-the group's mean curve between the min and max of its runs (engine.seed_groups)."""
+the group's mean curve between the min and max of its runs (engine.insight.seed_groups)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
-from engine.config import flatten
-from engine.runs import RunFolder, RunInfo
-from engine.seed_groups import band, seed_groups
+from engine.experiment.config import flatten
+from engine.insight.seed_groups import band, seed_groups
+from engine.runfolder.folder import RunFolder
+from engine.runfolder.table import RunInfo
 from tui.commands import ScreenActionsProvider
 from tui.run_view import short_id
 from tui.widgets.charts import MetricChart

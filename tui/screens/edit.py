@@ -20,10 +20,10 @@ from textual.screen import ModalScreen, Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from engine.config import Experiment
-from engine.cores import devices_seen
-from engine.presets import Preset, load_presets, save_user_preset
-from engine.runs import safe_name
+from engine.compute.cores import devices_seen
+from engine.experiment.config import Experiment
+from engine.experiment.presets import Preset, load_presets, save_user_preset
+from engine.files import safe_name
 from tui.messages import StartRun
 from tui.widgets.config_form import ConfigForm
 
@@ -34,7 +34,7 @@ NEXT_TAB_KEYS = "f8,ctrl+pagedown,alt+right,right_square_bracket"
 
 
 class SafeName(Validator):
-    """A preset name becomes a file name: engine.runs.safe_name decides."""
+    """A preset name becomes a file name: engine.files.safe_name decides."""
 
     def validate(self, value: str) -> ValidationResult:
         try:
@@ -254,7 +254,7 @@ class EditScreen(Screen):
         self.form.rebase(saved.experiment)
 
     def action_lr_find(self) -> None:
-        from engine.lr_find_text import target_field
+        from engine.insight.lr_find_text import target_field
         from tui.screens.lr_find import LRFindScreen
 
         exp = self.current_experiment()
@@ -284,7 +284,7 @@ class EditScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="dry-run")
     def _dry_run(self, exp: Experiment) -> None:
         try:
-            from engine.dry_run import dry_run  # torch is imported here, in the worker thread
+            from engine.training.dry_run import dry_run  # torch is imported here, in the worker thread
 
             result = dry_run(exp)
         except Exception as err:  # a bad weights file or an odd size must not end the app

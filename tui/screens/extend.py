@@ -1,7 +1,7 @@
 """Training a finished run on: how many epochs in all? The answer (an int) is the screen's result.
 
-The range is engine.config's (TrainConfig.epochs), and the run's epochs done are the floor; what
-becomes of the schedule is said here as the engine does it (engine.extend): recomputed over the new
+The range is engine.experiment.config's (TrainConfig.epochs), and the run's epochs done are the floor; what
+becomes of the schedule is said here as the engine does it (engine.training.extend): recomputed over the new
 length for the schedules that depend on it, unchanged for the others.
 """
 
@@ -15,8 +15,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from engine.config import TrainConfig
-from engine.extend import LENGTH_FREE
+from engine.experiment.config import TrainConfig
+from engine.training.extend import LENGTH_FREE
 
 
 def epochs_cap() -> int:

@@ -1,4 +1,4 @@
-"""The lr range test in the console (engine.lr_find): the loss-vs-lr curve drawn as it grows, then
+"""The lr range test in the console (engine.insight.lr_find): the loss-vs-lr curve drawn as it grows, then
 the suggested lr with its rule; enter puts it in the editor's form (optim.lr, or schedule.max_lr for
 one-cycle and cyclic), escape leaves the form as it was and stops a test still running.
 
@@ -20,16 +20,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 from textual_plotext import PlotextPlot
 
-from engine.lr_find_text import suggestion_line, summary_line, where_line
+from engine.insight.lr_find_text import suggestion_line, summary_line, where_line
 
 DRAW_EVERY_S = 0.5
 
 
 class LRCurve(PlotextPlot):
-    """The range test's curve (engine.lr_plot draws it, as `cnnlab lr-find` does)."""
+    """The range test's curve (engine.insight.lr_plot draws it, as `cnnlab lr-find` does)."""
 
     def show(self, finding: dict[str, Any]) -> None:
-        from engine.lr_plot import draw_lr_curve
+        from engine.insight.lr_plot import draw_lr_curve
 
         draw_lr_curve(self.plt, finding)
         self.refresh()
@@ -81,7 +81,7 @@ class LRFindScreen(Screen[float | None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="lr-find")
     def _run(self) -> None:
         try:
-            from engine.lr_find import lr_find  # torch loads here, in the worker
+            from engine.insight.lr_find import lr_find  # torch loads here, in the worker
 
             def progress(done: int, total: int, lr: float, loss: float) -> None:
                 self._lrs.append(lr)

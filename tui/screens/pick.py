@@ -4,7 +4,7 @@ Each row shows the report a preset replicates, its model and dataset, and the re
 number; the highlighted preset's description and notes show below. Enter opens it in the editor.
 Preset files that do not load are reported by file and field; the others still show.
 
-The list is first filled from a quick reading of the files (engine.preset_files: no pydantic, so
+The list is first filled from a quick reading of the files (engine.experiment.preset_files: no pydantic, so
 the screen is up in a fraction of a second) and then from the validated presets, loaded on a thread.
 """
 
@@ -22,12 +22,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from engine.events import END_EVENTS
-from engine.formatting import pct
-from engine.preset_files import PresetCard, preset_cards
+from engine.experiment.preset_files import PresetCard, preset_cards
+from engine.insight.formatting import pct
 from tui.messages import OpenPreset
 
 if TYPE_CHECKING:
-    from engine.presets import Preset, PresetProblem
+    from engine.experiment.presets import Preset, PresetProblem
 
 USER_MARK = "★"
 NAME_WIDTH = 30  # the longest built-in name fits; with the other columns the table fits 80 columns
@@ -168,7 +168,7 @@ class PickScreen(Screen):
 
     @work(thread=True, exclusive=True, group="presets", exit_on_error=False)
     def _validate(self) -> None:
-        from engine.presets import load_presets  # pydantic is imported here, after the first frame
+        from engine.experiment.presets import load_presets  # pydantic is imported here, after the first frame
 
         presets, problems = load_presets(self._user_dir())
         try:
@@ -178,7 +178,7 @@ class PickScreen(Screen):
 
     def validate_now(self) -> None:
         """Validate on the UI thread: a preset is being opened before the thread has finished."""
-        from engine.presets import load_presets
+        from engine.experiment.presets import load_presets
 
         presets, problems = load_presets(self._user_dir())
         self._show_presets(presets, validated=True, problems=problems)

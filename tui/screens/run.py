@@ -38,7 +38,7 @@ from tui.widgets.run_progress import RunProgress
 from tui.widgets.run_results import RunResults
 
 if TYPE_CHECKING:
-    from engine.presets import Preset
+    from engine.experiment.presets import Preset
     from tui.training import ActiveRun
 
 REDRAW_EVERY_S = 1.0  # bars and figures: once a second (each repaint of the screen holds the GIL ~5 ms)

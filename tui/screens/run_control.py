@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.runs import RunFolder, RunInfo
+from engine.runfolder.folder import RunFolder
+from engine.runfolder.table import RunInfo
 from tui.messages import StartRun
 from tui.run_view import short_id
 from tui.training import FolderRun
@@ -17,7 +18,7 @@ from tui.training import FolderRun
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-    from engine.presets import Preset
+    from engine.experiment.presets import Preset
 
 
 def steer(screen: Screen, info: RunInfo | None, command: str) -> None:
@@ -55,7 +56,7 @@ def is_paused(info: RunInfo) -> bool:
 
 
 def extend(screen: Screen, info: RunInfo | None, preset: Preset | None) -> None:
-    """Ask how many epochs, then have the app resume the run to that length (engine.extend)."""
+    """Ask how many epochs, then have the app resume the run to that length (engine.training.extend)."""
     from tui.screens.extend import ExtendScreen
 
     if info is None:

@@ -1,6 +1,6 @@
 """The runs on disk: a table to open, compare, resume and delete them.
 
-Everything here reads run folders through engine.runs, so runs started headless, in another
+Everything here reads run folders through engine.runfolder.folder, so runs started headless, in another
 terminal or in an earlier session show up the same way, and a run whose process died reads as
 crashed (and resumable). Comparing opens tui/screens/compare.py; resuming asks the app, which
 starts every run (`StartRun`).
@@ -18,10 +18,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from engine.formatting import STATE_STYLES, pct
-from engine.presets import Preset, find_preset
-from engine.run_lock import holder
-from engine.runs import RunFolder, RunInfo, list_runs
+from engine.experiment.presets import Preset, find_preset
+from engine.insight.formatting import STATE_STYLES, pct
+from engine.runfolder.folder import RunFolder
+from engine.runfolder.lock import holder
+from engine.runfolder.table import RunInfo, list_runs
 from tui.commands import ScreenActionsProvider
 from tui.messages import StartRun
 from tui.run_view import short_id, started_text
@@ -235,7 +236,7 @@ class RunsScreen(Screen):
         run_control.extend(self, info, self._preset(info.preset) if info else None)
 
     def action_sweep(self) -> None:
-        from engine.sweep import is_sweep
+        from engine.sweeps.folder import is_sweep
 
         info = self.current()
         if info is None or not is_sweep(info.path.parent):

@@ -3,7 +3,7 @@ marked ★), their curves overlaid, which parameters matter (Optuna's importance
 metric against each varied parameter. Enter opens a trial's run screen; p pauses or continues the
 whole sweep, s stops it (every worker, at its next batch), R resumes a stopped one.
 
-Everything is read from the sweep's study and its trials' run folders (engine.sweep_view), on a
+Everything is read from the sweep's study and its trials' run folders (engine.sweeps.view), on a
 thread every couple of seconds: the workers are other processes, here or on other machines, and
 the sweep trains on when this screen or the console closes.
 """
@@ -20,8 +20,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from engine.formatting import STATE_STYLES, duration
-from engine.formatting import metric as metric_text
+from engine.insight.formatting import STATE_STYLES, duration
+from engine.insight.formatting import metric as metric_text
 from tui.commands import ScreenActionsProvider
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.charts import MetricChart
@@ -62,7 +62,7 @@ class SweepScreen(Screen):
     def __init__(self, sweep_dir: Path) -> None:
         super().__init__()
         self.sweep_dir = Path(sweep_dir)
-        self.reader = None  # engine.sweep_view.SweepReader, made on the first read (it imports Optuna)
+        self.reader = None  # engine.sweeps.view.SweepReader, made on the first read (it imports Optuna)
         self.view = None  # the last SweepView read
         self.reads = 0
         self.param_index = 0
@@ -94,8 +94,8 @@ class SweepScreen(Screen):
 
     @work(thread=True, exclusive=True, group="sweep-read", exit_on_error=False)
     def _read(self) -> None:
-        from engine.sweep import SweepError
-        from engine.sweep_view import SweepReader
+        from engine.experiment.sweep_plan import SweepError
+        from engine.sweeps.view import SweepReader
 
         try:
             if self.reader is None:
@@ -235,7 +235,7 @@ class SweepScreen(Screen):
         if t.run is None:
             self.notify(f"trial {t.slot} has no run folder here yet ({t.state})", severity="warning")
             return
-        from engine.presets import find_preset
+        from engine.experiment.presets import find_preset
         from tui.screens.run import RunScreen
 
         try:
@@ -270,7 +270,7 @@ class SweepScreen(Screen):
 
     @work(thread=True, group="sweep-order", exit_on_error=False)
     def _send(self, command: str) -> None:
-        from engine.sweep_control import order_sweep
+        from engine.sweeps.control import order_sweep
 
         try:
             done = order_sweep(self.sweep_dir, command)
@@ -287,7 +287,7 @@ class SweepScreen(Screen):
 
     @work(thread=True, group="sweep-order", exit_on_error=False)
     def _resume(self) -> None:
-        from engine.sweep_launch import resume_detached
+        from engine.sweeps.launch import resume_detached
 
         workers = max(1, self.view.workers if self.view is not None else 1)
         resume_detached(self.sweep_dir, workers)

@@ -1,7 +1,7 @@
 """Starting a sweep from the console: the form (tui/widgets/sweep_form.py) over the experiment in
 the editor or a preset, with the preset's [sweep] as its starting values.
 
-ctrl+s starts it as its own process (engine.sweep_launch.start_detached: it trains on when the
+ctrl+s starts it as its own process (engine.sweeps.launch.start_detached: it trains on when the
 console closes), then the app shows its sweep screen. Nothing starts while the form has a problem.
 """
 
@@ -16,8 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from engine.config import Experiment
-from engine.sweep_launch import SweepLaunch
+from engine.experiment.config import Experiment
+from engine.sweeps.launch import SweepLaunch
 from tui.widgets.sweep_form import SweepForm
 
 
@@ -81,8 +81,8 @@ class SweepStartScreen(ModalScreen[Path | None]):
 
     @work(thread=True, exclusive=True, group="sweep-start", exit_on_error=False)
     def _start(self, launch: SweepLaunch) -> None:
-        from engine.sweep import SweepError
-        from engine.sweep_launch import start_detached
+        from engine.experiment.sweep_plan import SweepError
+        from engine.sweeps.launch import start_detached
 
         try:
             sweep = start_detached(self.experiment, launch, runs_dir=self.app.runs_dir, preset=self.preset_name)

@@ -1,14 +1,14 @@
-"""The experiment form, generated from engine.config's pydantic models through engine.schema.
+"""The experiment form, generated from engine.experiment.config's pydantic models through engine.experiment.schema.
 
 Every section of `Experiment` becomes a tab and every field a row: its title, an editor of the
-kind engine.schema gives the field (bool → Switch, Literal → Select, numbers and text → Input,
+kind engine.experiment.schema gives the field (bool → Switch, Literal → Select, numbers and text → Input,
 lists and tuples → an Input holding TOML), its help with the bounds, and the problem pydantic
 reports for it. This module only builds widgets: what a field is, its bounds, its choices and
-their titles are read in engine.schema, so a field added to engine/config.py appears here.
+their titles are read in engine.experiment.schema, so a field added to engine/experiment/config.py appears here.
 
-Each edit rebuilds the candidate dict and runs engine.config.validate_experiment on it, so the
+Each edit rebuilds the candidate dict and runs engine.experiment.config.validate_experiment on it, so the
 form shows exactly what the engine would refuse, cross-field rules included; a field the
-experiment does not use (engine.config.unused_fields) is dimmed and says why. A tab's rows are
+experiment does not use (engine.experiment.config.unused_fields) is dimmed and says why. A tab's rows are
 built the first time the tab is shown: the editor opens at once.
 """
 
@@ -23,8 +23,8 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
-from engine.config import ConfigError, Experiment, flatten, unused_fields, validate_experiment
-from engine.schema import FieldSpec, field_specs, locate_problems, sections
+from engine.experiment.config import ConfigError, Experiment, flatten, unused_fields, validate_experiment
+from engine.experiment.schema import FieldSpec, field_specs, locate_problems, sections
 
 CHANGED_MARK = "●"
 
@@ -239,7 +239,7 @@ class ConfigForm(Widget):
         return data
 
     def set_values(self, values: dict[str, Any]) -> None:
-        """Set fields by dotted key (JSON-style values, as engine.config.flatten gives them)."""
+        """Set fields by dotted key (JSON-style values, as engine.experiment.config.flatten gives them)."""
         with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
             for key, value in values.items():
                 raw = self._raw_of(self._spec[key], value)

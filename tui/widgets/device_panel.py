@@ -1,5 +1,5 @@
 """The run screen's device panel: one line with the device and what it is doing, sampled every two
-seconds from engine.device_stats while the run trains in a process this console can see (its own,
+seconds from engine.compute.device_stats while the run trains in a process this console can see (its own,
 or another on this machine, by the pid in status.json); otherwise the device the run used and the
 peak memory its metrics recorded. A missing optional library is a dim note, never an error."""
 
@@ -67,7 +67,7 @@ class DevicePanel(Static):
 
     def follow(self, device: str, pid: int | None) -> None:
         """Sample the process `pid` training on `device` (the engine's device string)."""
-        from engine.device_stats import DeviceMonitor  # /proc and the stdlib; torch only for CUDA
+        from engine.compute.device_stats import DeviceMonitor  # /proc and the stdlib; torch only for CUDA
 
         self.device = device
         self.monitor = DeviceMonitor(device.split(" · ")[0], pid)
@@ -96,7 +96,7 @@ class DevicePanel(Static):
     def sample(self) -> None:
         if self.monitor is None:
             return
-        from engine.device_stats import panel_text
+        from engine.compute.device_stats import panel_text
 
         s = self.monitor.sample()
         self.samples += 1

@@ -4,7 +4,7 @@ confused pairs, the highest-loss test images) and predicted examples, read from 
 
 Report 002's Adam run predicted one label for every image and its overall accuracy hid it; the
 per-class table and the collapse warning (in red) make such a run visible at a glance. The tables
-and thumbnails are engine.show's, the same the `cnnlab show` command prints.
+and thumbnails are engine.insight.show's, the same the `cnnlab show` command prints.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.formatting import num, pct
+from engine.insight.formatting import num, pct
 
 
 def headline(summary: dict[str, Any]) -> Text:
@@ -64,9 +64,9 @@ class RunResults(VerticalScroll):
         yield Static("", id="results-examples")
 
     def show_summary(self, summary: dict[str, Any]) -> None:
-        # Imported here: engine.show pulls in numpy, which the console's first screen does not need.
-        from engine.show import confusion_table, examples_grid, per_class_table
-        from engine.top_losses_view import mistakes_report, shares_line
+        # Imported here: engine.insight.show pulls in numpy, which the console's first screen does not need.
+        from engine.insight.show import confusion_table, examples_grid, per_class_table
+        from engine.insight.top_losses_view import mistakes_report, shares_line
 
         self.query_one("#results-headline", Static).update(headline(summary))
         warning = self.query_one("#collapse-warning", Static)

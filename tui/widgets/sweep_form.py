@@ -1,9 +1,9 @@
-"""The sweep form, generated from engine.sweep_launch.SweepLaunch's pydantic fields through
-engine.schema (the same reading as the experiment form): each field's title, its editor (a choice
+"""The sweep form, generated from engine.sweeps.launch.SweepLaunch's pydantic fields through
+engine.experiment.schema (the same reading as the experiment form): each field's title, its editor (a choice
 → Select, numbers and text → Input), its help with the bounds, and the problem under it.
 
 Every edit validates the whole model, then the sweep it asks for over the experiment (every grid
-value and range end through engine.config), so a bad value is named under its field before anything
+value and range end through engine.experiment.config), so a bad value is named under its field before anything
 starts: `launch` is the valid SweepLaunch, or None.
 """
 
@@ -18,9 +18,9 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from engine.config import Experiment, describe_errors
-from engine.schema import FieldSpec, spec_for
-from engine.sweep_launch import SweepLaunch
+from engine.experiment.config import Experiment, describe_errors
+from engine.experiment.schema import FieldSpec, spec_for
+from engine.sweeps.launch import SweepLaunch
 
 
 def sweep_specs() -> list[FieldSpec]:

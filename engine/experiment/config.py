@@ -1,0 +1,655 @@
+"""What an experiment is: every hyperparameter cnnlab knows, with its type, range, default,
+title and help text. The console builds its form from this module alone, the CLI validates
+`--set` against it, presets and run folders are read and written through it.
+
+No torch import here: `cnnlab presets`, `cnnlab runs` and the console's first screen stay fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from engine.experiment import toml_files
+
+# Facts about the datasets that validation and a dry run need without loading anything;
+# train_images: the training set before any split (None: a folder's own count).
+DATASETS: dict[str, dict[str, Any]] = {
+    "shapes": {
+        "title": "Shapes (generated, no download)",
+        "classes": 10,
+        "size": 32,
+        "channels": 3,
+        "train_images": 6000,
+    },
+    "cifar10": {"title": "CIFAR-10", "classes": 10, "size": 32, "channels": 3, "train_images": 50000},
+    "cifar100": {"title": "CIFAR-100", "classes": 100, "size": 32, "channels": 3, "train_images": 50000},
+    "tiny-imagenet": {
+        "title": "Tiny ImageNet (tiny-imagenet-200)",
+        "classes": 200,
+        "size": 64,
+        "channels": 3,
+        "train_images": 100000,
+    },
+    "folder": {
+        "title": "Image folder (root/train/<class>/*)",
+        "classes": None,
+        "size": None,
+        "channels": 3,
+        "train_images": None,
+    },
+}
+
+# Architectures and the input size each was written for (None: any size).
+ARCHS: dict[str, dict[str, Any]] = {
+    "simplecnn": {"title": "SimpleCNN (report 004)", "input": 32},
+    "alexnet32": {"title": "AlexNet for 32x32 (report 000)", "input": 32},
+    "alexnet64": {"title": "AlexNet for 64x64 (report 002)", "input": 64},
+    "mobilenet": {"title": "MobileNet v1 for 32x32 (report 001)", "input": 32},
+    "backbone": {"title": "Backbone, K parallel conv blocks (report 003)", "input": 32},
+    "resnet34": {"title": "ResNet-34 (torchvision, from scratch)", "input": None},
+    "resnet50": {"title": "ResNet-50 (torchvision, ImageNet weights optional)", "input": None},
+}
+
+# The choices are the registries' keys: a dataset or architecture added above is a choice everywhere.
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+ArchName = Literal[tuple(ARCHS)]  # type: ignore[valid-type]
+ScheduleName = Literal[
+    "constant", "step", "multistep", "exponential", "cosine", "linear", "polynomial", "cyclic", "onecycle", "plateau"
+]
+# Schedules whose learning rate moves within an epoch; the others change once per epoch.
+PER_BATCH_SCHEDULES = frozenset({"cyclic", "onecycle"})
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+MAX_IMAGES = 100_000_000  # more images than any dataset cnnlab holds in memory: a count above it is a slip
+Spread = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+def option_titles(registry: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A choice field's `json_schema_extra`: the title of each choice, read from its registry."""
+    return {"option_titles": {name: facts["title"] for name, facts in registry.items()}}
+
+
+def input_size_problem(arch: str, size: int | None) -> str | None:
+    """Why images of `size` pixels do not suit `arch` (None: they do, or the size is unknown yet)."""
+    expects = ARCHS[arch]["input"]
+    if expects is None or size is None or size == expects:
+        return None
+    return f"{arch} takes {expects}x{expects} images but the data gives {size}x{size}; set data.image_size = {expects}"
+
+
+def _wants_number(annotation: Any) -> bool:
+    """Whether a field's annotation takes an int or a float anywhere (Optional, Annotated, list, tuple)."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    return any(_wants_number(a) for a in get_args(annotation) if not isinstance(a, str))
+
+
+def _holds_bool(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        v = pending.pop()
+        if isinstance(v, bool):
+            return True
+        if isinstance(v, (list, tuple)):
+            pending.extend(v)
+    return False
+
+
+class Section(BaseModel):
+    # No inf or nan anywhere: a bound like `ge=0` alone would let inf through to fail an epoch in.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads true as 1 for a number; `optim.lr = true` is a slip, not a learning rate of 1.
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _wants_number(field.annotation) and _holds_bool(value):
+            raise ValueError("takes a number, not true or false")
+        return value
+
+
+class DataConfig(Section):
+    dataset: DatasetName = Field(
+        "shapes", title="Dataset", description="Which dataset to train on.", json_schema_extra=option_titles(DATASETS)
+    )
+    root: str = Field(
+        "data",
+        title="Data folder",
+        description="Folder that holds the dataset "
+        "(CIFAR's python batches, tiny-imagenet-200/, or train/<class>/ images).",
+        min_length=1,
+    )
+    download: bool = Field(
+        False, title="Download if missing", description="Allow torchvision to download CIFAR into the data folder."
+    )
+    classes: int | None = Field(
+        None, ge=2, le=1000, title="First K classes", description="Keep only the first K classes (empty: all)."
+    )
+    train_subset: int | None = Field(
+        None,
+        ge=1,
+        title="Training images",
+        description="Use only N training images, drawn with the split seed (empty: all).",
+    )
+    val_split: float = Field(
+        0.1,
+        ge=0.0,
+        le=MAX_IMAGES,
+        title="Validation split",
+        description="Held out from the training images: a fraction below 1, or a count (e.g. 10000). 0: no validation.",
+    )
+    test_split: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        title="Test split",
+        description="Fraction of the training images held out as the test set (report 002's 0.8/0.1/0.1); "
+        "0: use the dataset's own test set.",
+    )
+    split_seed: int = Field(
+        0,
+        ge=0,
+        le=2**32 - 1,
+        title="Split seed",
+        description="Seed of the train/validation/test split and the subset draw.",
+    )
+    image_size: int | None = Field(
+        None,
+        ge=8,
+        le=512,
+        title="Resize to",
+        description="Resize every image to this square size (empty: keep the native size).",
+    )
+    normalize: Literal["dataset", "given", "compute", "none"] = Field(
+        "dataset",
+        title="Normalisation",
+        description="dataset: its known mean/std; given: the mean/std below; compute: from the training split; none.",
+    )
+    mean: tuple[Unit, Unit, Unit] | None = Field(
+        None, title="Mean (R, G, B)", description="Per-channel mean used when normalisation is 'given'."
+    )
+    std: tuple[Spread, Spread, Spread] | None = Field(
+        None, title="Std (R, G, B)", description="Per-channel standard deviation used when normalisation is 'given'."
+    )
+    cache: bool = Field(
+        True, title="Cache decoded data", description="Keep a decoded uint8 copy on disk so the next start is fast."
+    )
+
+    @field_validator("val_split")
+    @classmethod
+    def _count_is_whole(cls, v: float) -> float:
+        if v >= 1 and v != int(v):
+            raise ValueError("a validation split of 1 or more is a count of images and must be a whole number")
+        return v
+
+
+class AugmentConfig(Section):
+    crop_padding: int = Field(
+        0,
+        ge=0,
+        le=32,
+        title="Random crop padding",
+        description="Pad by this many pixels, then crop back at a random place (0: off).",
+    )
+    hflip: bool = Field(False, title="Horizontal flip", description="Flip half the training images left to right.")
+    rotation: float = Field(
+        0.0,
+        ge=0.0,
+        le=180.0,
+        title="Rotation (degrees)",
+        description="Rotate by a random angle up to this many degrees.",
+    )
+    color_jitter: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        title="Colour jitter",
+        description="Random brightness, contrast and saturation change of up to this fraction.",
+    )
+    affine_translate: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        title="Affine translate",
+        description="Random shift of up to this fraction of the image size.",
+    )
+    affine_scale: float = Field(
+        0.0, ge=0.0, le=0.5, title="Affine scale", description="Random zoom by up to this fraction."
+    )
+    mixup_alpha: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        title="Mixup alpha",
+        description="Mix pairs of images and labels with Beta(alpha, alpha) (0: off).",
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0.0, lt=1.0, title="Label smoothing", description="Cross-entropy label smoothing."
+    )
+
+
+class ModelConfig(Section):
+    arch: ArchName = Field(
+        "simplecnn", title="Architecture", description="The network to train.", json_schema_extra=option_titles(ARCHS)
+    )
+    init: Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"] = Field(
+        "default",
+        title="Initialisation",
+        description="Weight initialisation of conv and linear layers; biases start at zero (default: PyTorch's).",
+    )
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, title="Dropout", description="Dropout before the fully connected layers."
+    )
+    conv_dropout: float = Field(
+        0.2, ge=0.0, lt=1.0, title="Conv dropout", description="Dropout after each conv layer (Backbone only)."
+    )
+    backbone_channels: list[list[Annotated[int, Field(ge=1, le=4096)]]] = Field(
+        [[3, 128, 256], [256, 512, 1028]],
+        title="Backbone channels",
+        description="Channels of each backbone's conv layers, input first (Backbone only).",
+    )
+    backbone_k: list[Annotated[int, Field(ge=1, le=16)]] = Field(
+        [3, 3], title="Blocks per backbone (K)", description="Parallel conv blocks in each backbone (Backbone only)."
+    )
+    pretrained: bool = Field(
+        False, title="ImageNet weights", description="Start from torchvision's ImageNet weights (ResNet-50 only)."
+    )
+    weights_path: str | None = Field(
+        None,
+        title="Weights file",
+        description="A local weights file to start from instead of downloading (state dict).",
+    )
+
+    @model_validator(mode="after")
+    def _backbone_shape(self) -> "ModelConfig":
+        if len(self.backbone_channels) != len(self.backbone_k):
+            raise ValueError("backbone_channels and backbone_k need one entry per backbone")
+        for i, chans in enumerate(self.backbone_channels):
+            if len(chans) < 2:
+                raise ValueError(f"backbone_channels[{i}] needs an input and at least one output channel count")
+            before = self.backbone_channels[i - 1][-1] if i else None
+            if i and chans[0] != before:
+                raise ValueError(f"backbone_channels[{i}] must start with {before}, the previous backbone's output")
+        if self.pretrained and self.arch != "resnet50":
+            raise ValueError("ImageNet weights are available for resnet50 only")
+        return self
+
+
+class OptimConfig(Section):
+    name: Literal["sgd", "adam", "adamw"] = Field("sgd", title="Optimizer", description="SGD, Adam or AdamW.")
+    lr: float = Field(0.01, gt=0.0, le=10.0, title="Learning rate", description="Initial (base) learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, title="Momentum", description="SGD momentum.")
+    nesterov: bool = Field(False, title="Nesterov", description="Nesterov momentum (SGD with momentum only).")
+    beta1: float = Field(0.9, ge=0.0, lt=1.0, title="Beta 1", description="Adam/AdamW first-moment decay.")
+    beta2: float = Field(0.999, ge=0.0, lt=1.0, title="Beta 2", description="Adam/AdamW second-moment decay.")
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=1.0, title="Weight decay", description="L2 penalty (SGD, Adam) or decoupled decay (AdamW)."
+    )
+    grad_clip: float | None = Field(
+        None, gt=0.0, le=1000.0, title="Gradient clip", description="Clip the gradient norm to this value (empty: off)."
+    )
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> "OptimConfig":
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov needs the sgd optimizer with momentum above 0")
+        return self
+
+
+class ScheduleConfig(Section):
+    name: ScheduleName = Field("constant", title="Schedule", description="How the learning rate changes over training.")
+    warmup_epochs: float = Field(
+        0.0,
+        ge=0.0,
+        le=100.0,
+        title="Warm-up epochs",
+        description="Linear warm-up from a fraction of the lr, then the schedule (0: off).",
+    )
+    warmup_start: float = Field(
+        0.1, gt=0.0, le=1.0, title="Warm-up start", description="Fraction of the lr the warm-up starts from."
+    )
+    step_size: int = Field(
+        30,
+        ge=1,
+        le=10000,
+        title="Step size (epochs)",
+        description="step: multiply the lr by gamma every this many epochs.",
+    )
+    milestones: list[Annotated[int, Field(ge=1)]] = Field(
+        [], title="Milestones (epochs)", description="multistep: epochs at which the lr is multiplied by gamma."
+    )
+    gamma: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        title="Gamma",
+        description="Factor for step, multistep, exponential, and plateau's reduction.",
+    )
+    min_lr: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        title="Final / minimum lr",
+        description="cosine and linear end here; plateau never goes below.",
+    )
+    power: float = Field(1.0, gt=0.0, le=10.0, title="Power", description="polynomial: decay exponent.")
+    max_lr: float | None = Field(
+        None, gt=0.0, le=10.0, title="Max lr", description="onecycle and cyclic: the peak learning rate."
+    )
+    cycle_epochs: float = Field(
+        2.0, gt=0.0, le=1000.0, title="Cycle half-period (epochs)", description="cyclic: epochs from base to max lr."
+    )
+    pct_start: float = Field(
+        0.3, gt=0.0, lt=1.0, title="One-cycle rise", description="onecycle: fraction of training spent rising."
+    )
+    patience: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        title="Plateau patience",
+        description="plateau: epochs without a better validation loss before reducing.",
+    )
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("milestones must be strictly increasing")
+        return v
+
+
+class Phase(Section):
+    epochs: int = Field(..., ge=1, le=10000, title="Epochs", description="Epochs in this phase.")
+    train: Literal["head", "all"] = Field(
+        "all", title="Trains", description="head: only the classifier head; all: every layer."
+    )
+    lr: float = Field(..., gt=0.0, le=10.0, title="Learning rate", description="Base learning rate of this phase.")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1, le=10000, title="Epochs", description="Epochs to train.")
+    batch_size: int = Field(128, ge=1, le=65536, title="Batch size", description="Images per training step.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, title="Seed", description="Seed for Python, NumPy and torch.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", title="Device", description="auto: CUDA, then MPS, then the CPU."
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        title="Precision",
+        description="auto: the fastest of fp32, bf16 and fp16 (with its scaler) where the device has them, "
+        "measured on this run's model and batch at its start and kept per machine.",
+    )
+    channels_last: Literal["auto", "on", "off"] = Field(
+        "auto",
+        title="Channels last",
+        description="Memory layout of images and conv weights (auto: on or off, whichever measures faster).",
+    )
+    compile: bool = Field(
+        False, title="torch.compile", description="Compile the model first (slow start, faster steps on GPUs)."
+    )
+    devices: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        title="Devices",
+        description="GPUs one run trains on (processes on a CPU): above 1, torchrun starts a process per device "
+        "and DistributedDataParallel keeps them in step; train.batch_size stays the whole batch, split between them.",
+    )
+    sync_bn: bool = Field(
+        False,
+        title="SyncBatchNorm",
+        description="With several CUDA devices, BatchNorm statistics over the whole batch instead of each "
+        "device's part (CUDA only; not available on a CPU).",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        title="CPU threads",
+        description="Threads of the CPU's compute pool (empty: this run's share of the cores, split evenly "
+        "with the other cnnlab trainings running on the machine).",
+    )
+    early_stop: int | None = Field(
+        None,
+        ge=1,
+        le=10000,
+        title="Early-stop patience",
+        description="Stop after this many epochs without a better validation accuracy (empty: off).",
+    )
+    checkpoint_minutes: float = Field(
+        10,
+        ge=0,
+        le=1440,
+        title="Checkpoint every (minutes)",
+        description="While an epoch trains, save its exact position this often, so a kill loses at most "
+        "this much (0: only at the end of each epoch and on a stop).",
+    )
+    phases: list[Phase] = Field(
+        [],
+        title="Fine-tuning phases",
+        description="Phases in order, each with its epochs, what trains and its lr (report 004).",
+    )
+    tensorboard: bool = Field(
+        False,
+        title="TensorBoard events",
+        description="Also write TensorBoard event files into the run's tensorboard/ folder as it trains "
+        "(needs cnnlab[tensorboard]).",
+    )
+
+
+class Experiment(BaseModel):
+    """One training run's complete recipe."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    data: DataConfig = Field(default_factory=DataConfig, title="Data")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, title="Augmentation")
+    model: ModelConfig = Field(default_factory=ModelConfig, title="Model")
+    optim: OptimConfig = Field(default_factory=OptimConfig, title="Optimizer")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, title="Schedule")
+    train: TrainConfig = Field(default_factory=TrainConfig, title="Training")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "Experiment":
+        s, d, t = self.schedule, self.data, self.train
+        if s.name in ("onecycle", "cyclic") and s.max_lr is None:
+            raise ValueError(f"schedule.max_lr: the {s.name} schedule needs a max lr")
+        if s.name == "cyclic" and s.max_lr is not None and s.max_lr <= self.optim.lr:
+            raise ValueError("schedule.max_lr: the cyclic schedule's max lr must be above optim.lr")
+        if s.name == "plateau" and d.val_split == 0:
+            raise ValueError(
+                "data.val_split: the plateau schedule watches the validation loss, "
+                "so it needs a validation split above 0"
+            )
+        if s.name == "multistep":
+            if not s.milestones:
+                raise ValueError("schedule.milestones: the multistep schedule needs at least one milestone")
+        if s.name in ("cosine", "linear", "plateau"):
+            lrs = [p.lr for p in t.phases] or [self.optim.lr]
+            if s.min_lr > min(lrs):
+                where = "a phase's lr" if t.phases else "optim.lr"
+                raise ValueError(
+                    f"schedule.min_lr: {s.min_lr:g} is above {where} ({min(lrs):g}); the {s.name} schedule "
+                    "would raise the learning rate instead of lowering it"
+                )
+        images = self.train_images()
+        if d.val_split >= 1 and images is not None and d.val_split >= images:
+            raise ValueError(
+                f"data.val_split: {d.val_split:g} validation images leave none of the {images} training images "
+                f"{d.dataset} has{' in data.train_subset' if d.train_subset else ''} to train on"
+            )
+        if t.early_stop is not None and d.val_split == 0:
+            raise ValueError(
+                "train.early_stop: early stopping watches validation accuracy, so it needs data.val_split above 0"
+            )
+        if d.normalize == "given" and (d.mean is None or d.std is None):
+            raise ValueError("data.mean: normalisation 'given' needs both data.mean and data.std")
+        if d.dataset in ("shapes", "cifar10", "cifar100", "tiny-imagenet") and d.classes is not None:
+            total = DATASETS[d.dataset]["classes"]
+            if d.classes > total:
+                raise ValueError(f"data.classes: {d.dataset} has {total} classes, so at most {total}")
+        if t.batch_size % t.devices:
+            raise ValueError(
+                f"train.batch_size: {t.batch_size} does not split evenly over {t.devices} devices; "
+                f"take a multiple of {t.devices}"
+            )
+        if t.phases:
+            total = sum(p.epochs for p in t.phases)
+            if total != t.epochs:
+                raise ValueError(f"train.epochs: the phases add up to {total} epochs, so train.epochs must be {total}")
+        problem = input_size_problem(self.model.arch, self.input_size())
+        if problem:
+            raise ValueError(f"data.image_size: {problem}")
+        return self
+
+    def train_images(self) -> int | None:
+        """Training images before the split (after data.classes and data.train_subset); None: unknown yet."""
+        d = self.data
+        facts = DATASETS[d.dataset]
+        known = facts["train_images"]
+        if known is not None and d.classes is not None:
+            known = known * d.classes // facts["classes"]
+        if d.train_subset is not None:
+            return min(d.train_subset, known) if known is not None else d.train_subset
+        return known
+
+    def input_size(self) -> int | None:
+        """Side of the images the model sees (None: a folder dataset of unknown size)."""
+        return self.data.image_size or DATASETS[self.data.dataset]["size"]
+
+    # --- TOML -----------------------------------------------------------------------------
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.to_toml())
+
+    @classmethod
+    def load(cls, path: Path) -> "Experiment":
+        """The experiment in a TOML file; ConfigError naming the file and the fields when it does not read."""
+        try:
+            doc = toml_files.read(path)
+        except toml_files.TomlError as err:
+            raise ConfigError([("", err.problem)], str(path)) from None
+        return validate_experiment(doc, str(path))
+
+
+def unused_fields(exp: Experiment) -> dict[str, str]:
+    """Fields this experiment holds but never reads, each with why: the form dims them and
+    `cnnlab run --set` warns, so an edit that changes nothing does not pass for one that does."""
+    unused = {}
+    if exp.train.phases:
+        unused["optim.lr"] = "not used: the phases set their own lr"
+    return unused
+
+
+SHOWN_PROBLEMS = 10  # a file of a million unknown keys is summarised: the first few, then a count
+
+
+class ConfigError(ValueError):
+    """A config that does not validate, with messages that name each field."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None):
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        shown = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems[:SHOWN_PROBLEMS])
+        more = len(problems) - SHOWN_PROBLEMS
+        super().__init__(where + shown + (f"; and {more} more problems" if more > 0 else ""))
+
+
+def describe_errors(err: ValidationError) -> list[tuple[str, str]]:
+    """Turn pydantic's errors into (field path, message) pairs a person can act on."""
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a dataclass's
+            msg = f"unknown key; {_known_keys_hint(e['loc'])}"
+        elif e["type"] == "literal_error":
+            msg = "must be one of " + e.get("ctx", {}).get("expected", "").replace("'", "")
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+            # Cross-field errors name their field first ("schedule.max_lr: ..."): use it as the location.
+            head, sep, rest = msg.partition(": ")
+            if sep and "." in head and " " not in head:
+                loc, msg = head, rest
+        out.append((loc, msg))
+    return out
+
+
+def _known_keys_hint(loc: tuple) -> str:
+    model: type[BaseModel] = Experiment
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return "see `cnnlab keys`"
+    return "known keys: " + ", ".join(model.model_fields)
+
+
+def validate_experiment(data: dict[str, Any], source: str | None = None) -> Experiment:
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(describe_errors(err), source) from None
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: TOML syntax when it parses (numbers, booleans, lists), else a plain string.
+    A ValueError for a value nested too deeply for the parser (no field takes more than two levels)."""
+    try:
+        return toml_files.loads(f"v = {text}")["v"]
+    except toml_files.TomlError as err:
+        if "nested too deeply" in err.problem:
+            raise ValueError(
+                f"the value {text[:20]}… is nested too deeply: no field takes more than lists of lists"
+            ) from None
+        return text
+
+
+def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
+    """Return a validated copy with dotted keys (`optim.lr`) set; errors name the key."""
+    data = exp.model_dump(mode="json")
+    problems = []
+    for key, value in overrides.items():
+        section, _, field = key.partition(".")
+        if section not in Experiment.model_fields or not field or "." in field:
+            sections = ", ".join(Experiment.model_fields)
+            problems.append((key, f"unknown key; use SECTION.FIELD with a section of {sections}"))
+            continue
+        if field not in Experiment.model_fields[section].annotation.model_fields:
+            problems.append((key, f"unknown key; {_known_keys_hint((section, field))}"))
+            continue
+        data[section][field] = None if value == "" else value
+    if problems:
+        raise ConfigError(problems)
+    return validate_experiment(data)
+
+
+def flatten(exp: Experiment) -> dict[str, Any]:
+    """`{"optim.lr": 0.01, ...}`: what the runs table, compare and sweeps read."""
+    out = {}
+    for section, values in exp.model_dump(mode="json").items():
+        for k, v in values.items():
+            out[f"{section}.{k}"] = v
+    return out
+
+
+def all_keys() -> list[tuple[str, Any]]:
+    """Every dotted key with its pydantic FieldInfo, in form order."""
+    keys = []
+    for section, f in Experiment.model_fields.items():
+        for name, info in f.annotation.model_fields.items():
+            keys.append((f"{section}.{name}", info))
+    return keys

@@ -1,0 +1,4 @@
+"""Runs in processes of their own: the world a rank lives in when torchrun started it (world),
+cnnlab starting itself again under torchrun on several devices (torchrun), and a run that outlives
+the terminal that started it (detach). Imports compute, the run folder and the experiment.
+"""

@@ -1,0 +1,258 @@
+"""A sweep worker: takes slots from the sweep's study one after another and trains each into its
+ordinary run folder, until no slot is left, the sweep is stopped, or its own handle says stop.
+
+While a trial trains, a watch thread beats the trial's heartbeat into the study and passes the
+sweep's orders on to the run (paused, stopped, and "taken over": another worker judged this one
+dead, so it must not train on). Each finished epoch is reported to Optuna; a trial the pruner
+judges hopeless is stopped at its next batch and ends `pruned`, with its folder. A stopped trial is
+re-queued so that a resume continues it from its checkpoint; a trial re-queued after its worker
+died is resumed, by whichever worker takes it, from the slot's run folder.
+
+Whoever runs the loop (the CLI in this process, a worker process, `--join` elsewhere) hears of
+each slot as it ends through `on_trial`, with its row of the results table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.events import EpochFinished, Event, Listener, RunHandle, RunStarted
+from engine.experiment.config import ConfigError, apply_overrides
+from engine.files import atomic_write_text
+from engine.runfolder.folder import RunFolder
+from engine.runfolder.lock import RunLocked
+from engine.sweeps import study as st
+from engine.sweeps.folder import Sweep, trial_row
+
+TrialCallback = Callable[[int, int, dict[str, Any]], None]  # (slot, number of slots, its table row)
+TRIAL_LINK = "trial.json"  # in a trial's run folder: its study, slot and Optuna trial numbers
+POLL_S = 1.0  # how often a worker reads the sweep's state while training (a stop lands within this, at a batch)
+
+
+def worker_name() -> str:
+    """Who a worker is, in words for the trial table (never used to judge whether it lives)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class WorkerResult:
+    state: str  # finished (nothing left to do), stopped (asked to), paused (the sweep is paused: gone idle)
+    trials: int  # trials this worker ended
+
+
+class _Watch(threading.Thread):
+    """One trial's heartbeat and the sweep's orders to its run, from a thread beside the trainer."""
+
+    def __init__(self, ss: st.SweepStudy, trial, run: RunHandle, outer: RunHandle, grace_s: float):
+        super().__init__(name=f"sweep-watch-{trial.number}", daemon=True)
+        self.ss, self.trial, self.run_handle, self.outer = ss, trial, run, outer
+        self.beat_every = max(0.2, grace_s / st.HEARTBEAT_EVERY)
+        self.taken_over = False
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        last_beat = time.monotonic()
+        paused = False  # what this watch last asked: a pause sent to the run itself is not undone
+        while not self._done.wait(min(POLL_S, self.beat_every)):
+            try:
+                if time.monotonic() - last_beat >= self.beat_every:
+                    self.trial.set_user_attr(st.HEARTBEAT, time.time())
+                    last_beat = time.monotonic()
+                state = st.sweep_state(self.ss)
+            except Exception as err:  # the trial was finished by another worker, or the storage is unreachable
+                import optuna
+
+                if isinstance(err, optuna.exceptions.UpdateFinishedTrialError):
+                    self.taken_over = True
+                    self.run_handle.stop()
+                    return
+                continue  # a database that blinks: try again at the next beat; the grace period is long
+            if self.outer.stop_requested or state == "stopped":
+                self.run_handle.stop()
+            elif (self.outer.paused or state == "paused") != paused:
+                paused = not paused
+                (self.run_handle.pause if paused else self.run_handle.resume)()
+
+    def close(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
+class Worker:
+    def __init__(
+        self,
+        sweep: Sweep,
+        ss: st.SweepStudy,
+        *,
+        listener: Listener | None = None,
+        handle: RunHandle | None = None,
+        on_trial: TrialCallback | None = None,
+        grace_s: float = st.GRACE_S,
+        wait_for_others: bool = True,
+    ):
+        self.sweep, self.ss = sweep, ss
+        self.listener, self.handle, self.on_trial = listener, handle or RunHandle(), on_trial
+        self.grace_s = grace_s
+        # An idle worker stays while others train, to take over a slot whose worker dies.
+        self.wait_for_others = wait_for_others
+        self.done = 0
+
+    def _idle(self, seconds: float) -> None:
+        """Wait without training; a stop of this worker's handle cuts it short."""
+        end = time.monotonic() + seconds
+        while not self.handle.stop_requested and time.monotonic() < end:
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+    def run(self) -> WorkerResult:
+        st.register_worker(self.ss, worker_name(), "working")
+        try:
+            result = self._loop()
+        except BaseException:
+            st.register_worker(self.ss, worker_name(), "gone")
+            raise
+        st.register_worker(self.ss, worker_name(), result.state)
+        return result
+
+    def _loop(self) -> WorkerResult:
+        while True:
+            if self.handle.stop_requested:
+                return WorkerResult("stopped", self.done)
+            state = st.sweep_state(self.ss)
+            if state == "stopped":
+                return WorkerResult("stopped", self.done)
+            if state == "paused":
+                self._idle(POLL_S)
+                continue
+            st.take_over_stale(self.ss, self.grace_s)
+            trial = st.pop_trial(self.ss, sampler=lambda slot: st.sampler_for(self.sweep, slot))
+            if trial is None:
+                waiting, running = st.open_slots(self.ss)
+                if waiting:
+                    continue  # another worker was first to the one we saw: look again
+                if not running or not self.wait_for_others:
+                    return WorkerResult("finished", self.done)
+                self._idle(min(POLL_S, self.grace_s / st.HEARTBEAT_EVERY))
+                continue
+            ended = self._train(trial)
+            if ended == "stopped":
+                return WorkerResult("stopped", self.done)
+
+    # --- one trial -----------------------------------------------------------------------------
+
+    def _train(self, trial) -> str:
+        """Train the slot `trial` holds; returns how the slot ended for this worker."""
+        import optuna
+        from optuna.trial import TrialState
+
+        from engine.training.trainer import resume_run, run_experiment  # torch, only when something trains
+
+        sweep, slot = self.sweep, st.slot_of(trial)
+        trial.set_user_attr(st.WORKER, worker_name())
+        try:
+            exp = apply_overrides(sweep.base, st.suggest_overrides(sweep, trial, slot))
+        except ConfigError as err:  # a TPE draw that breaks a rule tying two fields together
+            trial.set_user_attr("state", "invalid")
+            trial.set_user_attr("message", str(err))
+            self.ss.study.tell(trial, state=TrialState.FAIL)
+            return "failed"
+        run_handle = RunHandle()  # this trial's: a prune or a takeover stops it, not the worker
+        watch = _Watch(self.ss, trial, run_handle, self.handle, self.grace_s)
+        # the epochs reported already: a re-queued copy inherits its original's
+        reported = set(self.ss.storage.get_trial(self.ss.trial_id(trial.number)).intermediate_values)
+        pruned: list[str] = []
+
+        def listener(event: Event) -> None:
+            if self.listener is not None:
+                self.listener(event)
+            if self.handle.stop_requested:  # the worker's stop (Ctrl+C, the console) reaches the trial at once
+                run_handle.stop()
+            if isinstance(event, RunStarted):
+                self._link(trial, slot, Path(event.run_dir))
+            elif isinstance(event, EpochFinished) and not pruned:
+                self._report(trial, event.metrics, reported, run_handle, pruned)
+
+        folder = sweep.trial_folder(slot)
+        watch.start()
+        try:
+            if folder is not None:  # a slot started before (stopped, or its worker died): continue it
+                try:
+                    result = resume_run(folder, listener=listener, handle=run_handle)
+                except RunLocked:
+                    # Its old worker was judged dead but still trains it (silent past the grace period):
+                    # it learns it was taken over at its next heartbeat and lets go. Queue the slot again.
+                    st.requeue(self.ss, trial.number)
+                    self._idle(watch.beat_every)
+                    return "locked"
+            else:
+                result = run_experiment(
+                    exp,
+                    runs_dir=sweep.path,
+                    preset=sweep.preset or None,
+                    name=f"trial-{slot:03d}",
+                    listener=listener,
+                    handle=run_handle,
+                )
+        finally:
+            watch.close()
+        folder_path = result.folder.path
+        if watch.taken_over:
+            return "taken over"  # the worker that took the slot over owns it now; its run folder too
+        state = result.state
+        if state == "stopped" and pruned:
+            state = "pruned"
+            RunFolder(folder_path).write_status("pruned", message=pruned[0])
+        row = trial_row(sweep, slot, folder_path)
+        try:
+            self._record(trial, row, state)
+            if state == "finished" and row.get(sweep.metric) is not None:
+                self.ss.study.tell(trial, float(row[sweep.metric]))
+            elif state == "pruned":
+                self.ss.study.tell(trial, state=TrialState.PRUNED)
+            elif state == "stopped":
+                st.requeue(self.ss, trial.number)  # continued, from its checkpoint, by a resume
+            else:  # failed, diverged, or finished without the metric (no validation split)
+                self.ss.study.tell(trial, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            return "taken over"  # judged dead while it trained (a grace period too short for its epochs)
+        self.done += 1
+        if self.on_trial is not None:
+            self.on_trial(slot, len(sweep.trials), row)
+        return state
+
+    def _link(self, trial, slot: int, run_dir: Path) -> None:
+        """The slot's run folder and its Optuna trials, each naming the other."""
+        trial.set_user_attr(st.RUN, run_dir.name)
+        path = run_dir / TRIAL_LINK
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            doc = {}
+        numbers = [n for n in doc.get("trials", []) if isinstance(n, int)]
+        doc = {"study": self.ss.name, "slot": slot, "trials": [*numbers, trial.number]}
+        atomic_write_text(path, json.dumps(doc))
+
+    def _report(self, trial, metrics: dict[str, Any], reported: set[int], run_handle: RunHandle, pruned: list) -> None:
+        epoch, value = int(metrics["epoch"]), metrics.get(self.sweep.metric)
+        if value is None or epoch in reported:
+            return  # a resume re-trains an epoch whose line a kill left without its checkpoint
+        reported.add(epoch)
+        trial.report(float(value), epoch)
+        if epoch < self.sweep.base.train.epochs and trial.should_prune():
+            name = self.sweep.spec.get("pruner", "")
+            pruned.append(f"pruned by the {name} pruner after epoch {epoch} ({self.sweep.metric} {value:.4f})")
+            run_handle.stop()
+
+    def _record(self, trial, row: dict[str, Any], state: str) -> None:
+        """The slot's figures in the study too, for views that cannot read its folder (another machine)."""
+        keep = ("epochs", "train_acc", "val_acc", "test_acc", "train_loss", "val_loss", "test_loss", "minutes")
+        for key in keep:
+            if row.get(key) is not None:
+                trial.set_user_attr(key, row[key])
+        trial.set_user_attr("state", state)
