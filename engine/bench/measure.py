@@ -20,16 +20,14 @@ def sync(device) -> None:
 
 
 def build(exp: Experiment, rt, classes: int, channels: int, size: int, init_scale: float = 2.0**16):
-    import torch
-
+    """A new model of `exp` on `rt` in training mode, with the trainer's step over it
+    (engine.training.step.make_step), its gradient scaler starting at `init_scale`."""
     from engine.models import build_model
-    from engine.training.optim import build_optimizer
+    from engine.training.step import make_step
 
     model = build_model(exp.model, classes, size, channels).to(rt.device, memory_format=rt.memory_format)
     model.train()
-    optimizer = build_optimizer(exp.optim, model.parameters())
-    scaler = torch.amp.GradScaler(rt.device.type, init_scale=init_scale, enabled=rt.needs_scaler)
-    return model, optimizer, scaler
+    return make_step(exp, model, rt, init_scale=init_scale)
 
 
 class PureCompute:
@@ -41,21 +39,13 @@ class PureCompute:
 
     def __init__(self, exp: Experiment, rt, images, labels, mean, std, classes: int):
         from engine.data.augment import BatchAugment
-        from engine.training.step import TrainStep
 
         self.exp, self.rt = exp, rt
         channels, size = images.shape[1], images.shape[-1]
-        # fp16's scaler starts at 1, as auto's probe does: early overflows would skip optimizer steps and time short.
-        self.model, self.optimizer, self.scaler = build(exp, rt, classes, channels, size, init_scale=1.0)
-        # The trainer's own step, so the ratio measures what lies around it.
-        self.train_step = TrainStep(
-            self.model,
-            self.optimizer,
-            self.scaler,
-            rt,
-            label_smoothing=exp.augment.label_smoothing,
-            grad_clip=exp.optim.grad_clip,
-        )
+        # The trainer's own step, so the ratio measures what lies around it. fp16's scaler starts at 1,
+        # as auto's probe does: early overflows would skip optimizer steps and time short.
+        self.train_step = build(exp, rt, classes, channels, size, init_scale=1.0)
+        self.model = self.train_step.model
         augment = BatchAugment(exp.augment, mean, std)
         bs = exp.train.batch_size
         count = max(1, min(self.DISTINCT_BATCHES, len(labels) // bs))

@@ -53,21 +53,13 @@ class ReportsPipeline:
 
     def __init__(self, exp: Experiment, device, images, labels, mean, std, classes: int):
         from engine.compute.device import Runtime
-        from engine.training.step import TrainStep
 
         self.exp = exp
         self.rt = Runtime(device, "fp32", False)
         channels, size = images.shape[1], images.shape[-1]
-        self.model, self.optimizer, self.scaler = build(exp, self.rt, classes, channels, size)
         # The same step as the engine's: only the data path differs.
-        self.train_step = TrainStep(
-            self.model,
-            self.optimizer,
-            self.scaler,
-            self.rt,
-            label_smoothing=exp.augment.label_smoothing,
-            grad_clip=exp.optim.grad_clip,
-        )
+        self.train_step = build(exp, self.rt, classes, channels, size)
+        self.model = self.train_step.model
         self.dataset = PILImages(images, labels, reports_transform(size, mean, std))
         self.warm = False
 

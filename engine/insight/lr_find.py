@@ -4,7 +4,7 @@ good lr off the curve.
 
 Everything trains on copies: the model (and any weights it was given) is deep-copied and the
 optimizer is a new one over the copy, so the experiment, its preset and a run's checkpoint are
-untouched. The steps are the trainer's own (engine.training.step.TrainStep: autocast, scaler, clipping,
+untouched. The steps are the trainer's own (engine.training.step.make_step: autocast, scaler, clipping,
 label smoothing, mixup) on the training split augmented as in training, so the curve is that of the
 run it advises. It stops early once the smoothed loss has exploded (4x its best, as fastai's does).
 
@@ -28,14 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.compute.device import select_runtime
+from engine.compute.device import Runtime, select_runtime
 from engine.data.augment import BatchAugment, mixup
 from engine.data.splits import DatasetUnusable, load_splits
-from engine.experiment.config import Experiment
+from engine.experiment.config import Experiment, Phase
 from engine.insight.lr_find_text import target_field
 from engine.models import build_model
-from engine.training.optim import build_optimizer, freeze_batchnorm_outside_head, phase_at, set_trainable
-from engine.training.step import TrainStep
+from engine.training.optim import freeze_batchnorm_outside_head, phase_at, set_trainable
+from engine.training.step import TrainStep, make_step
 
 START_LR, END_LR, BATCHES = 1e-7, 10.0, 100  # fastai's defaults
 SMOOTHING = 0.98  # EMA weight of the loss (fastai's); debiased, so the first points are not dragged to 0
@@ -134,79 +134,11 @@ def lr_find(
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; use one of {', '.join(RULES)}")
     t0 = time.perf_counter()
-    t = exp.train
-    torch.manual_seed(t.seed)
-    rt = select_runtime(t)
-    splits = load_splits(exp.data)
-    n_train = len(splits.train.labels)
-    if n_train < 2:
-        raise DatasetUnusable("the training split has fewer than 2 images: nothing to run the lr range test on")
-    images = splits.train.images
-    if model is None:
-        model = build_model(exp.model, splits.num_classes, images.shape[-1], images.shape[1])
-    trial = copy.deepcopy(model).to(rt.device, memory_format=rt.memory_format)
-    _, phase, _ = phase_at(t, 0)
-    if phase is not None:
-        set_trainable(trial, phase.train)
-    trial.train()
-    if phase is not None and phase.train == "head":
-        freeze_batchnorm_outside_head(trial)
-    params = [p for p in trial.parameters() if p.requires_grad]
-    optimizer = build_optimizer(exp.optim, params, lr=start_lr)
-    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.needs_scaler)
-    step = TrainStep(
-        trial,
-        optimizer,
-        scaler,
-        rt,
-        label_smoothing=exp.augment.label_smoothing,
-        grad_clip=exp.optim.grad_clip,
-    )
-    augment = BatchAugment(exp.augment, splits.mean, splits.std)
-    train_x, train_y = rt.hold(splits.train)
-    bs = min(t.batch_size, n_train)
-    if n_train % bs == 1:
-        bs -= 1  # never a batch of one image: BatchNorm cannot train on it
-
-    lrs: list[float] = []
-    losses: list[float] = []
-    smoothed: list[float] = []
-    best, avg, why = math.inf, 0.0, ""
-    perm, at = torch.randperm(n_train, device=rt.device), 0
-    for i in range(batches):
-        if should_stop is not None and should_stop():
-            why = "cancelled"
-            break
-        if at + bs > n_train:  # a new pass over the data, in a new order
-            perm, at = torch.randperm(n_train, device=rt.device), 0
-        idx = perm[at : at + bs]
-        at += bs
-        lr = lr_at(i, batches, start_lr, end_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x = augment.train(train_x[idx]).contiguous(memory_format=rt.memory_format)
-        y = target = train_y[idx]
-        if exp.augment.mixup_alpha > 0:
-            x, target = mixup(x, y, exp.augment.mixup_alpha, splits.num_classes)
-        _, loss = step(x, target)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            why = f"the loss became {value} at lr {lr:.3g}"
-            break
-        lrs.append(lr)
-        losses.append(value)
-        avg = SMOOTHING * avg + (1 - SMOOTHING) * value
-        s = avg / (1 - SMOOTHING ** (i + 1))
-        smoothed.append(s)
-        best = min(best, s)
-        if progress is not None:
-            progress(i + 1, batches, lr, s)
-        if s > DIVERGE * best and i > batches // 10:
-            why = f"the loss exploded at lr {lr:.3g} ({s:.3g}, {DIVERGE:g}x its best {best:.3g})"
-            break
+    trial = _Trial.of(exp, model, start_lr)
+    lrs, losses, smoothed, why = trial.sweep(batches, start_lr, end_lr, progress, should_stop)
     notes = []
-    if phase is not None:
-        notes.append(f"the first phase's layers trained ({phase.train}); each phase sets its own lr")
+    if trial.phase is not None:
+        notes.append(f"the first phase's layers trained ({trial.phase.train}); each phase sets its own lr")
     return LRFinding(
         lrs=lrs,
         losses=losses,
@@ -218,7 +150,98 @@ def lr_find(
         suggestion=suggest(lrs, smoothed, rule),
         stopped_early=why,
         seconds=round(time.perf_counter() - t0, 2),
-        device=rt.describe(),
+        device=trial.rt.describe(),
         target=target_field(exp),
         notes=notes,
     )
+
+
+@dataclass
+class _Trial:
+    """A copy of the model with the trainer's step (engine.training.step.make_step), in the first
+    phase's trainable layers, and the training split held on the device as a run holds it."""
+
+    exp: Experiment
+    rt: Runtime
+    step: TrainStep
+    augment: BatchAugment
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    batch_size: int  # the run's, never above the split nor leaving a batch of one image
+    classes: int
+    phase: Phase | None
+
+    @classmethod
+    def of(cls, exp: Experiment, model: nn.Module | None, start_lr: float) -> _Trial:
+        t = exp.train
+        torch.manual_seed(t.seed)
+        rt = select_runtime(t)
+        splits = load_splits(exp.data)
+        n_train = len(splits.train.labels)
+        if n_train < 2:
+            raise DatasetUnusable("the training split has fewer than 2 images: nothing to run the lr range test on")
+        images = splits.train.images
+        if model is None:
+            model = build_model(exp.model, splits.num_classes, images.shape[-1], images.shape[1])
+        trial = copy.deepcopy(model).to(rt.device, memory_format=rt.memory_format)
+        _, phase, _ = phase_at(t, 0)
+        if phase is not None:
+            set_trainable(trial, phase.train)
+        trial.train()
+        if phase is not None and phase.train == "head":
+            freeze_batchnorm_outside_head(trial)
+        step = make_step(exp, trial, rt, lr=start_lr)
+        augment = BatchAugment(exp.augment, splits.mean, splits.std)
+        train_x, train_y = rt.hold(splits.train)
+        bs = min(t.batch_size, n_train)
+        if n_train % bs == 1:
+            bs -= 1  # never a batch of one image: BatchNorm cannot train on it
+        return cls(exp, rt, step, augment, train_x, train_y, bs, splits.num_classes, phase)
+
+    def sweep(
+        self,
+        batches: int,
+        start_lr: float,
+        end_lr: float,
+        progress: Progress | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[list[float], list[float], list[float], str]:
+        """The lrs, raw and smoothed losses of the batches trained, and why it stopped early ("" when it did not)."""
+        rt, bs, n_train, alpha = self.rt, self.batch_size, len(self.train_y), self.exp.augment.mixup_alpha
+        lrs: list[float] = []
+        losses: list[float] = []
+        smoothed: list[float] = []
+        best, avg, why = math.inf, 0.0, ""
+        perm, at = torch.randperm(n_train, device=rt.device), 0
+        for i in range(batches):
+            if should_stop is not None and should_stop():
+                why = "cancelled"
+                break
+            if at + bs > n_train:  # a new pass over the data, in a new order
+                perm, at = torch.randperm(n_train, device=rt.device), 0
+            idx = perm[at : at + bs]
+            at += bs
+            lr = lr_at(i, batches, start_lr, end_lr)
+            for group in self.step.optimizer.param_groups:
+                group["lr"] = lr
+            x = self.augment.train(self.train_x[idx]).contiguous(memory_format=rt.memory_format)
+            y = target = self.train_y[idx]
+            if alpha > 0:
+                x, target = mixup(x, y, alpha, self.classes)
+            _, loss = self.step(x, target)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                why = f"the loss became {value} at lr {lr:.3g}"
+                break
+            lrs.append(lr)
+            losses.append(value)
+            avg = SMOOTHING * avg + (1 - SMOOTHING) * value
+            s = avg / (1 - SMOOTHING ** (i + 1))
+            smoothed.append(s)
+            best = min(best, s)
+            if progress is not None:
+                progress(i + 1, batches, lr, s)
+            if s > DIVERGE * best and i > batches // 10:
+                why = f"the loss exploded at lr {lr:.3g} ({s:.3g}, {DIVERGE:g}x its best {best:.3g})"
+                break
+        return lrs, losses, smoothed, why

@@ -145,12 +145,12 @@ class _Layout:
     (autocast changes the arithmetic, not the weights)."""
 
     def __init__(self, exp: Experiment, model: torch.nn.Module, device: torch.device, channels_last: bool):
-        from engine.training.optim import build_optimizer
+        from engine.training.step import optimizer_for
 
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model = copy.deepcopy(model).to(device, memory_format=fmt)
         self.model.train()
-        self.optimizer = build_optimizer(exp.optim, [p for p in self.model.parameters() if p.requires_grad])
+        self.optimizer = optimizer_for(exp, self.model)
         self.format = fmt
 
 
@@ -179,23 +179,15 @@ class Probe:
         self.out_at_first: dict[str, float] = {}  # img/s of the candidates out at their first step
 
     def _step_of(self, cand: Candidate):
-        from engine.training.step import TrainStep
+        from engine.training.step import make_step
 
         if cand not in self._steps:
             if cand.channels_last not in self._layouts:
                 self._layouts[cand.channels_last] = _Layout(self.exp, self.model, self.device, cand.channels_last)
             lay = self._layouts[cand.channels_last]
-            # Scale 1 keeps fp16's first steps from overflowing: a skipped optimizer step would time short.
-            scaler = torch.amp.GradScaler(self.device.type, init_scale=1.0, enabled=cand.precision == "fp16")
             rt = Runtime(self.device, cand.precision, cand.channels_last)
-            self._steps[cand] = TrainStep(
-                lay.model,
-                lay.optimizer,
-                scaler,
-                rt,
-                label_smoothing=self.exp.augment.label_smoothing,
-                grad_clip=self.exp.optim.grad_clip,
-            )
+            # Scale 1 keeps fp16's first steps from overflowing: a skipped optimizer step would time short.
+            self._steps[cand] = make_step(self.exp, lay.model, rt, optimizer=lay.optimizer, init_scale=1.0)
         return self._steps[cand]
 
     def _batch(self, b: int, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,9 @@ from typing import Any
 
 import tomli_w
 
-from engine.experiment.config import ConfigError, Experiment, apply_overrides
+from engine.experiment.config import Experiment
+from engine.experiment.errors import ConfigError
+from engine.experiment.overrides import apply_overrides
 from engine.files import atomic_write_text
 from engine.runfolder.folder import RunFolder
 

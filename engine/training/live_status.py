@@ -7,8 +7,9 @@ progress is written every few seconds, each finished epoch, pause and command at
 
 The heartbeat: a thread rewrites the file every few seconds whatever the trainer is doing (a long
 batch, a validation, a pause), so `updated` stays fresh and a run on another machine of a shared
-filesystem is judged alive by it. Every write of the training process goes through `write`, under one
-lock, so two threads never interleave a read-modify-write of the file.
+filesystem is judged alive by it. Every write of the training process goes through this object
+(`write`, `update`, `progress`, `record_checkpoint`), each under its one lock, so two threads never
+interleave a read-modify-write of the file and no caller holds the lock itself.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class LiveStatus:
 
     def __init__(self, folder: RunFolder, every_s: float = STATUS_EVERY_S) -> None:
         self.folder, self.every_s = folder, every_s
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
         self.state, self.message = "running", ""
         self.batches = 0
         self._ips = 0.0
@@ -40,12 +41,22 @@ class LiveStatus:
 
     def write(self, state: str, message: str | None = None, **extra: Any) -> None:
         """status.json with this state (and message; None keeps the current one) and fields."""
-        with self.lock:
+        with self._lock:
             if message is not None:
                 self.message = message
             self.state = state
             self.folder.write_status(state, message=self.message, **extra)
             self._written = time.monotonic()
+
+    def update(self, **fields: Any) -> None:
+        """status.json with these fields, its state and message as they are."""
+        with self._lock:
+            self.write(self.state, **fields)
+
+    def record_checkpoint(self, epoch: int, kind: str) -> None:
+        """status.json says checkpoints/<kind>.pt holds `epoch` finished epochs (RunFolder.record_checkpoint)."""
+        with self._lock:
+            self.folder.record_checkpoint(epoch, kind)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -64,7 +75,7 @@ class LiveStatus:
         if images_per_sec is not None:
             self._ips = round(images_per_sec, 1)
         progress = {"epoch": epoch, "batch": batch, "batches": batches, "images_per_sec": self._ips}
-        with self.lock:
+        with self._lock:
             if self.state not in ENDED:
                 self.write(self.state, progress=progress, **extra)
 
@@ -81,7 +92,7 @@ class LiveStatus:
 
     def _beating(self) -> None:
         while not self._quit.wait(min(1.0, self.every_s)):
-            with self.lock:
+            with self._lock:
                 if self.state in ENDED or time.monotonic() - self._written < self.every_s:
                     continue
                 try:

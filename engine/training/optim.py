@@ -15,7 +15,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from engine.experiment.config import ConfigError, OptimConfig, Phase, ScheduleConfig, TrainConfig
+from engine.experiment.config import OptimConfig, Phase, ScheduleConfig, TrainConfig
+from engine.experiment.errors import ConfigError
 
 # The devices cnnlab trains on; torch has fused SGD, Adam and AdamW kernels for each (MPS since 2.5).
 FUSED_DEVICES = frozenset({"cpu", "cuda", "mps"})

@@ -110,14 +110,13 @@ class Steering:
         self._recent = [*self._recent, cmd_id][-_RECENT:]
         applied = time.strftime("%Y-%m-%dT%H:%M:%S")
         ack = {"id": cmd_id, "command": command, "by": by, "applied": applied, "recent": self._recent}
-        self.status.write(self.status.state, control=ack)
+        self.status.update(control=ack)
 
     # --- pausing ----------------------------------------------------------------------------------
 
     def _set_paused(self, paused: bool, by: str, epoch: int, batch: int, batches: int) -> None:
         self.paused = paused
-        with self.status.lock:
-            self.status.progress(epoch + 1, batch, batches, paused=paused)
+        self.status.progress(epoch + 1, batch, batches, paused=paused)
         self._tell("pause" if paused else "continue", by, epoch, batch, batches)
 
     def _tell(self, command: str, by: str, epoch: int, batch: int, batches: int) -> None:
