@@ -7,6 +7,7 @@ No torch, no pydantic: the console's first screen and `cnnlab runs` read through
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import time
@@ -91,3 +92,24 @@ def parse_timestamp(text: Any) -> float | None:
         return time.mktime(time.strptime(text, TIME_FORMAT))
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def lock_held(path: Path) -> bool | None:
+    """Whether a live process holds an exclusive flock on `path` (None: the file is missing or cannot
+    be opened). The kernel frees such a lock at any death, kill -9 included, so a dead process never
+    keeps it: how run locks and core claims tell a live holder from a leftover file."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

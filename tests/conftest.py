@@ -58,13 +58,13 @@ def _isolated_runs(tmp_path, monkeypatch):
 @pytest.fixture
 def fake_trainer(monkeypatch):
     """Install tests.fake_runs.FakeTrainer as engine.training.trainer: `fake_trainer(end="finish")`."""
-    import engine
+    import engine.training
     from tests.fake_runs import FakeTrainer
 
     def install(**kwargs) -> FakeTrainer:
         fake = FakeTrainer(**kwargs)
         monkeypatch.setitem(sys.modules, "engine.training.trainer", fake)
-        monkeypatch.setattr(engine, "trainer", fake, raising=False)
+        monkeypatch.setattr(engine.training, "trainer", fake, raising=False)
         return fake
 
     return install

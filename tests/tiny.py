@@ -1,6 +1,7 @@
 """Small, fast experiments on the generated shapes data, shared by the engine, CLI and UI tests."""
 
-from engine.experiment.config import Experiment, apply_overrides
+from engine.experiment.config import Experiment
+from engine.experiment.overrides import apply_overrides
 
 TINY = {
     "data.dataset": "shapes",

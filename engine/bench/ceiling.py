@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 from engine.bench.measure import sync
-from engine.experiment.config import Experiment
 
 TRAIN_FORWARDS = 3  # forward + backward (input and weight gradients): about three forwards' work
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}  # large enough to run at the device's peak, quick enough to repeat
@@ -37,15 +36,6 @@ def forward_flops(model, shape: tuple[int, ...], batch: int = 2) -> int:
         return counter.get_total_flops() // batch
     finally:
         model.train(was_training)
-
-
-def model_flops(exp: Experiment, classes: int, channels: int, size: int) -> dict[str, Any]:
-    """The preset's model, built afresh on the CPU: its forward and training FLOPs per image."""
-    from engine.models import build_model
-
-    model = build_model(exp.model, classes, size, channels)
-    fwd = forward_flops(model, (channels, size, size))
-    return {"forward_flops": fwd, "train_flops": TRAIN_FORWARDS * fwd}
 
 
 def matmul_rate(device, precision: str, size: int | None = None, repeats: int = MATMUL_REPEATS) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from typing import Any
 from engine.bench import BenchError
 from engine.bench.machine import machine
 from engine.bench.runner import spread
-from engine.experiment.config import Experiment, apply_overrides
+from engine.experiment.config import Experiment
+from engine.experiment.overrides import apply_overrides
 from engine.runfolder.folder import RunFolder
 
 

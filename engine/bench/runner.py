@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from engine.bench.targets import (
     train_split_images,
     without_weights,
 )
+from engine.experiment.config import Experiment
 
 
 def spread(values: list[float], digits: int = 1) -> dict[str, Any]:
@@ -50,103 +52,151 @@ def bench_target(
     the engine, the reports' pipeline. The order rotates every repeat so that a slow patch of the
     machine does not always fall on the same way. `rates` keeps the matmul rates measured so far
     (per device and precision), so each is measured once per bench."""
-    from engine.compute.device import Runtime, select_runtime
-    from engine.data.splits import load_splits
-    from engine.training.autotune import Candidate, candidates
-
-    exp = without_weights(target.exp)  # pure compute and the reports' way build the model as the engine's run does
     started = time.perf_counter()
-    # The reports' first measure takes at least one untimed batch, even at --warmup 0.
-    images = (max(target.warmup, 1) + target.steps) * target.batch
-    eng_exp = engine_experiment(exp, root, images)
-    splits = load_splits(eng_exp.data)  # read from the decoded cache, as the engine's runs will
-    rule = select_runtime(exp.train)
-    cands = candidates(exp, rule)  # the probe's own set: the same safe precisions and layouts
-    x, y = splits.train.images, splits.train.labels
-    classes = splits.num_classes
-    pures: dict[str, PureCompute] = {}
-    failed: dict[str, str] = {}
-    for c in cands:
-        try:
-            rt = Runtime(rule.device, c.precision, c.channels_last)
-            pures[c.label] = PureCompute(exp, rt, x, y, splits.mean, splits.std, classes)
-        except RuntimeError as err:  # a kernel missing in this precision: the probe drops it too
-            failed[c.label] = str(err).splitlines()[0][:200]
-    if not pures:
-        raise BenchError(f"{target.label}: no candidate precision and layout could train: {failed}")
-    reports = ReportsPipeline(exp, rule.device, x, y, splits.mean, splits.std, classes)
+    ways = Ways.build(target, root, runs_dir)
+    runs = ways.take_turns(say)
+    out = ways.describe()
+    out.update(way_figures(runs, ways.pures, out["engine_way"]))
+    out["ceiling"] = target_ceiling(ways.pures, ways.rule.device, {c.precision for c in ways.cands}, rates, out)
+    if target.batch <= SMALL_BATCH:
+        out["small_batch"] = small_batch(out)
+    out.update(epoch_end(ways.exp, ways.engine.epoch_end, out["engine"]["median"]))
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
 
-    runs: dict[str, list[float]] = {
-        **{f"pure {label}": [] for label in pures},
-        "engine": [],
-        **{f"reports_w{w}": [] for w in REPORTS_WORKERS},
-    }
-    epoch_end: list[float] = []
-    engine_info: dict[str, Any] = {}
-    first_engine = True
 
-    def run_engine() -> float:
-        nonlocal first_engine, engine_info
+class EngineWay:
+    """The engine's real run as one of the ways: each call one `engine_once`, its images/s returned,
+    what it ran and its end of epoch kept."""
+
+    def __init__(self, target: Target, exp: Experiment, root: Path, runs_dir: Path, images: int):
+        self.target, self.exp, self.root, self.runs_dir = target, exp, root, runs_dir
+        self.first_exp = engine_experiment(exp, root, images)
+        self.first = True
+        self.info: dict[str, Any] = {}
+        self.epoch_end: list[float] = []
+
+    def __call__(self) -> float:
         # The engine's first run warms torch up like the other ways' first steps (and lets auto
         # measure, or recall, its choice); later runs only need their first step (optimizer state,
         # allocations) kept out of the timing.
+        t = self.target
         info = engine_once(
-            eng_exp if first_engine else engine_experiment(exp, root, (1 + target.steps) * target.batch),
-            runs_dir,
-            target.warmup if first_engine else 1,
+            self.first_exp if self.first else engine_experiment(self.exp, self.root, (1 + t.steps) * t.batch),
+            self.runs_dir,
+            t.warmup if self.first else 1,
         )
-        first_engine = False
-        engine_info = info
-        epoch_end.append(info["epoch_end_s"])
+        self.first = False
+        self.info = info
+        self.epoch_end.append(info["epoch_end_s"])
         return info["ips"]
 
-    ways: dict[str, Any] = {
-        **{f"pure {label}": (lambda p=p: p.measure(target.steps, target.warmup)) for label, p in pures.items()},
-        "engine": run_engine,
-        **{f"reports_w{w}": (lambda w=w: reports.measure(target.steps, target.warmup, w)) for w in REPORTS_WORKERS},
-    }
-    order = list(ways)
-    for r in range(target.repeats):
-        k = r % len(order)
-        line = []
-        for name in order[k:] + order[:k]:
-            if name not in ways:
-                continue
-            try:
-                value = ways[name]()
-            except RuntimeError as err:  # a pure candidate that builds but cannot step
-                if not name.startswith("pure "):
-                    raise
-                failed[name[5:]] = str(err).splitlines()[0][:200]
-                del ways[name], runs[name], pures[name[5:]]
-                continue
-            runs[name].append(value)
-            line.append(f"{name} {value:,.0f}")
-        say(f"{target.label}: repeat {r + 1}/{target.repeats}: " + " · ".join(line) + " img/s")
-    if not pures:
-        raise BenchError(f"{target.label}: no candidate precision and layout could train: {failed}")
 
-    engine_way = Candidate(engine_info.get("precision"), bool(engine_info.get("channels_last"))).label
-    out: dict[str, Any] = {
-        "model": target.label,
-        "arch": exp.model.arch,
-        "preset": target.preset,
-        "batch": target.batch,
-        "classes": classes,
-        "image_size": int(x.shape[-1]),
-        "steps": target.steps,
-        "warmup": target.warmup,
-        "repeats": target.repeats,
-        "device": str(rule.device),
-        "rule": cands[0].label,  # what engine.compute.device's rule alone would take
-        "candidates": [c.label for c in cands],
-        "failed": failed,
-        "engine_way": engine_way,
-        "engine_precision": engine_info.get("precision"),
-        "engine_channels_last": engine_info.get("channels_last"),
-        "augment": {k: v for k, v in exp.augment.model_dump().items() if v},
-    }
-    out["pure_ways"] = {label: spread(runs[f"pure {label}"]) for label in pures}
+@dataclass
+class Ways:
+    """One target's ways to train, each built as the engine's run builds the model: pure compute in
+    every candidate of auto's probe that could be built, the engine, the reports' pipeline."""
+
+    target: Target
+    exp: Experiment
+    splits: Any  # engine.data.splits' splits, read from the decoded cache
+    rule: Any  # engine.compute.device's runtime for the experiment
+    cands: list[Any]  # auto's candidates, the rule's own first
+    pures: dict[str, PureCompute]
+    failed: dict[str, str]  # a candidate that cannot train: the first line of why
+    engine: EngineWay
+    reports: ReportsPipeline
+
+    @classmethod
+    def build(cls, target: Target, root: Path, runs_dir: Path) -> Ways:
+        from engine.compute.device import Runtime, select_runtime
+        from engine.data.splits import load_splits
+        from engine.training.autotune import candidates
+
+        exp = without_weights(target.exp)  # pure compute and the reports' way build the model as the engine's run does
+        # The reports' first measure takes at least one untimed batch, even at --warmup 0.
+        engine = EngineWay(target, exp, root, runs_dir, (max(target.warmup, 1) + target.steps) * target.batch)
+        splits = load_splits(engine.first_exp.data)  # read from the decoded cache, as the engine's runs will
+        rule = select_runtime(exp.train)
+        cands = candidates(exp, rule)  # the probe's own set: the same safe precisions and layouts
+        data = (splits.train.images, splits.train.labels, splits.mean, splits.std, splits.num_classes)
+        pures: dict[str, PureCompute] = {}
+        failed: dict[str, str] = {}
+        for c in cands:
+            try:
+                pures[c.label] = PureCompute(exp, Runtime(rule.device, c.precision, c.channels_last), *data)
+            except RuntimeError as err:  # a kernel missing in this precision: the probe drops it too
+                failed[c.label] = _first_line(err)
+        if not pures:
+            raise BenchError(f"{target.label}: no candidate precision and layout could train: {failed}")
+        reports = ReportsPipeline(exp, rule.device, *data)
+        return cls(target, exp, splits, rule, cands, pures, failed, engine, reports)
+
+    def take_turns(self, say) -> dict[str, list[float]]:
+        """Every way once a repeat, the order rotating; the images/s of each way's turns. A pure
+        candidate that builds but cannot step is dropped, and named in `failed`."""
+        t = self.target
+        ways: dict[str, Any] = {
+            **{f"pure {label}": (lambda p=p: p.measure(t.steps, t.warmup)) for label, p in self.pures.items()},
+            "engine": self.engine,
+            **{f"reports_w{w}": (lambda w=w: self.reports.measure(t.steps, t.warmup, w)) for w in REPORTS_WORKERS},
+        }
+        runs: dict[str, list[float]] = {name: [] for name in ways}
+        order = list(ways)
+        for r in range(t.repeats):
+            k = r % len(order)
+            line = []
+            for name in order[k:] + order[:k]:
+                if name not in ways:
+                    continue
+                try:
+                    value = ways[name]()
+                except RuntimeError as err:  # a pure candidate that builds but cannot step
+                    if not name.startswith("pure "):
+                        raise
+                    self.failed[name[5:]] = _first_line(err)
+                    del ways[name], runs[name], self.pures[name[5:]]
+                    continue
+                runs[name].append(value)
+                line.append(f"{name} {value:,.0f}")
+            say(f"{t.label}: repeat {r + 1}/{t.repeats}: " + " · ".join(line) + " img/s")
+        if not self.pures:
+            raise BenchError(f"{t.label}: no candidate precision and layout could train: {self.failed}")
+        return runs
+
+    def describe(self) -> dict[str, Any]:
+        """The row's first fields: what was benched, how long, on what, and the way the engine ran."""
+        from engine.training.autotune import Candidate
+
+        t, exp, info = self.target, self.exp, self.engine.info
+        return {
+            "model": t.label,
+            "arch": exp.model.arch,
+            "preset": t.preset,
+            "batch": t.batch,
+            "classes": self.splits.num_classes,
+            "image_size": int(self.splits.train.images.shape[-1]),
+            "steps": t.steps,
+            "warmup": t.warmup,
+            "repeats": t.repeats,
+            "device": str(self.rule.device),
+            "rule": self.cands[0].label,  # what engine.compute.device's rule alone would take
+            "candidates": [c.label for c in self.cands],
+            "failed": self.failed,
+            "engine_way": Candidate(info.get("precision"), bool(info.get("channels_last"))).label,
+            "engine_precision": info.get("precision"),
+            "engine_channels_last": info.get("channels_last"),
+            "augment": {k: v for k, v in exp.augment.model_dump().items() if v},
+        }
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0][:200]
+
+
+def way_figures(runs: dict[str, list[float]], pures: dict[str, PureCompute], engine_way: str) -> dict[str, Any]:
+    """Every way's spread, the best pure candidate and reports' worker count, and the engine against them."""
+    out: dict[str, Any] = {"pure_ways": {label: spread(runs[f"pure {label}"]) for label in pures}}
     best = max(out["pure_ways"], key=lambda label: out["pure_ways"][label]["median"])
     out["pure_best"] = best
     out["pure"] = out["pure_ways"][best]
@@ -163,18 +213,17 @@ def bench_target(
     # The fastest turn of each: on a machine whose speed shifts between turns (a shared VM runs at two
     # speeds about 1.5x apart) the medians of few turns can fall in different bands, the fastest not.
     out["engine_vs_pure_fastest"] = round(max(runs["engine"]) / max(runs[f"pure {best}"]), 3)
+    return out
 
-    out["ceiling"] = target_ceiling(pures, rule.device, {c.precision for c in cands}, rates, out)
-    if target.batch <= SMALL_BATCH:
-        out["small_batch"] = small_batch(out)
 
-    end_s = statistics.median(epoch_end)
-    out["epoch_end_s"] = round(end_s, 3)
+def epoch_end(exp: Experiment, seconds: list[float], engine_ips: float) -> dict[str, Any]:
+    """The end of the engine's epoch (checkpoints), in seconds and as a share of a full epoch."""
+    end_s = statistics.median(seconds)
+    out: dict[str, Any] = {"epoch_end_s": round(end_s, 3)}
     full = train_split_images(exp)
     if full is not None:
         # The end of an epoch (checkpoints) set against a whole epoch of the preset's data.
         out["epoch_end_share"] = round(end_s / (full / engine_ips + end_s), 4)
-    out["seconds"] = round(time.perf_counter() - started, 1)
     return out
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench import BenchError
-from engine.experiment.config import ARCHS, DATASETS, Experiment, apply_overrides
+from engine.experiment.config import ARCHS, DATASETS, Experiment
+from engine.experiment.overrides import apply_overrides
 
 GOAL_ENGINE_VS_PURE = 0.95  # against the best pure compute of any safe precision and layout
 GOAL_ENGINE_VS_REPORTS = 2.0

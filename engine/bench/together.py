@@ -26,7 +26,8 @@ from engine.bench.images import time_decoded_cache, write_folder_dataset
 from engine.bench.machine import machine
 from engine.bench.runner import spread
 from engine.bench.targets import GOAL_TOGETHER, engine_experiment, shape_of
-from engine.experiment.config import Experiment, apply_overrides
+from engine.experiment.config import Experiment
+from engine.experiment.overrides import apply_overrides
 from engine.runfolder.folder import RunFolder
 
 POLL_S = 0.05  # how often the bench reads the runs' metrics: the error in an epoch's end
@@ -149,6 +150,8 @@ def bench_together(
     say=lambda text: None,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
+    """`count` trainings of `exp` at once against one alone, `repeats` turns of each (the order
+    alternating), on a folder dataset of `images` images written for the bench."""
     if count < 2:
         raise BenchError("--together N runs N trainings at once against one alone: give N of 2 or more")
     if epochs < 2:
@@ -158,40 +161,19 @@ def bench_together(
         raise BenchError(f"{label}: the bench writes RGB images; {channels}-channel data is not supported")
     images = max(images, exp.train.batch_size, classes)
     started = time.perf_counter()
-    runs: dict[int, list[float]] = {1: [], count: []}
-    each: list[list[float]] = []
-    pids: list[list[int | None]] = []
-    threads: dict[int, set[int]] = {1: set(), count: set()}
-    sharing, overlapped = 1, True
+    turns = Turns(count)
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-together-", dir=workdir) as tmp:
         tmp_path = Path(tmp)
-        root = tmp_path / "data"
         say(f"writing {images} {size}x{size} PNG images in {classes} class folders…")
-        write_folder_dataset(root, images, classes, size)
-        time_decoded_cache(root)  # the cache every training reads
-        run_exp = apply_overrides(
-            engine_experiment(exp, root, images), {"train.epochs": epochs, "train.checkpoint_minutes": 0}
-        )
-        toml = tmp_path / "together.toml"
-        toml.write_text(run_exp.to_toml())
+        toml = together_toml(exp, tmp_path, images, classes, size, epochs)
         for r in range(repeats):
             order = [1, count] if r % 2 == 0 else [count, 1]  # taking turns: a slow patch falls on both
             for n in order:
-                group = run_group(toml, n, tmp_path / f"turn-{r}-{n}")
-                rate = group_rate(group)
-                runs[n].append(rate["total"])
-                overlapped = overlapped and rate["overlapped"]
-                for t in group:
-                    threads[n] |= t.threads
-                if n == count:
-                    each.append(rate["each"])
-                    pids.append([t.pid for t in group])
-                    sharing = max([sharing, *(t.sharing for t in group)])
+                rate = turns.add(n, run_group(toml, n, tmp_path / f"turn-{r}-{n}"))
                 say(
                     f"{label}: repeat {r + 1}/{repeats}: {n} at once {rate['total']:,.0f} img/s"
                     + (f" in total ({' + '.join(f'{v:,.0f}' for v in rate['each'])})" if n > 1 else "")
                 )
-    alone, together = spread(runs[1]), spread(runs[count])
     return {
         "machine": machine(),
         "goals": {"together": GOAL_TOGETHER},
@@ -203,17 +185,62 @@ def bench_together(
         "epochs": epochs,
         "images_per_epoch": images,
         "repeats": repeats,
-        "alone": alone,
-        "together_total": together,
-        "together_each": each,
-        "together_pids": pids,  # the processes that trained, turn by turn
-        "ratio": round(together["median"] / alone["median"], 3) if alone["median"] else None,
-        "threads_alone": sorted(threads[1]),
-        "threads_together": sorted(threads[count]),
-        "trainings_seen": sharing,  # the most trainings one of them saw sharing the machine's cores
-        "overlapped": overlapped,
+        **turns.figures(),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def together_toml(exp: Experiment, where: Path, images: int, classes: int, size: int, epochs: int) -> Path:
+    """The folder dataset written and decoded into its cache once, and the TOML every training runs on it."""
+    root = where / "data"
+    write_folder_dataset(root, images, classes, size)
+    time_decoded_cache(root)  # the cache every training reads
+    run_exp = apply_overrides(
+        engine_experiment(exp, root, images), {"train.epochs": epochs, "train.checkpoint_minutes": 0}
+    )
+    toml = where / "together.toml"
+    toml.write_text(run_exp.to_toml())
+    return toml
+
+
+class Turns:
+    """What the turns of one training alone and of `count` at once measured, group by group."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.runs: dict[int, list[float]] = {1: [], count: []}  # every turn's total images/s
+        self.each: list[list[float]] = []  # every turn of `count`: each training's images/s
+        self.pids: list[list[int | None]] = []
+        self.threads: dict[int, set[int]] = {1: set(), count: set()}
+        self.sharing, self.overlapped = 1, True
+
+    def add(self, n: int, group: list[Training]) -> dict[str, Any]:
+        """One turn's group of `n` trainings, counted; returns its group_rate."""
+        rate = group_rate(group)
+        self.runs[n].append(rate["total"])
+        self.overlapped = self.overlapped and rate["overlapped"]
+        for t in group:
+            self.threads[n] |= t.threads
+        if n == self.count:
+            self.each.append(rate["each"])
+            self.pids.append([t.pid for t in group])
+            self.sharing = max([self.sharing, *(t.sharing for t in group)])
+        return rate
+
+    def figures(self) -> dict[str, Any]:
+        """The result's figures: the medians alone and together, their ratio, the threads and processes seen."""
+        alone, together = spread(self.runs[1]), spread(self.runs[self.count])
+        return {
+            "alone": alone,
+            "together_total": together,
+            "together_each": self.each,
+            "together_pids": self.pids,  # the processes that trained, turn by turn
+            "ratio": round(together["median"] / alone["median"], 3) if alone["median"] else None,
+            "threads_alone": sorted(self.threads[1]),
+            "threads_together": sorted(self.threads[self.count]),
+            "trainings_seen": self.sharing,  # the most trainings one of them saw sharing the machine's cores
+            "overlapped": self.overlapped,
+        }
 
 
 def render_together(result: dict[str, Any]) -> str:

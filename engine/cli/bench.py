@@ -22,6 +22,8 @@ UI_BENCH_ELSEWHERE = (
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
+    """`cnnlab bench` and its options. Long for a reason: one argparse declaration per option, each
+    with its help text, read top to bottom as the command's reference; split, the help would be in pieces."""
     sp = sub.add_parser(
         "bench",
         parents=[common],
@@ -204,7 +206,7 @@ def bench_together(args: argparse.Namespace) -> int:
     sets = [*args.set, *([f"train.batch_size={args.batch}"] if args.batch else [])]
     if args.model:
         from engine.bench.targets import model_experiment
-        from engine.experiment.config import apply_overrides
+        from engine.experiment.overrides import apply_overrides
 
         exp = model_experiment(args.model, args.batch or 128)
         exp = apply_overrides(exp, parse_sets(args.set)) if args.set else exp

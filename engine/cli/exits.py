@@ -56,7 +56,7 @@ def handle(command: Callable[[Any], int], args: Any, err: Console) -> int:
 
     `args.subject` names what an invalid config was ("experiment", "sweep") in the message.
     """
-    from engine.experiment.config import SHOWN_PROBLEMS, ConfigError  # pydantic: only once a command runs
+    from engine.experiment.errors import SHOWN_PROBLEMS, ConfigError  # pydantic: only once a command runs
     from engine.files import os_error_text
 
     try:

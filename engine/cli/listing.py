@@ -101,7 +101,8 @@ def cmd_runs(args) -> int:
 
 def cmd_keys(args) -> int:
     """Every config key with its type, range or choices and help: what `--set` accepts."""
-    from engine.experiment.config import Experiment, all_keys
+    from engine.experiment.config import Experiment
+    from engine.experiment.overrides import all_keys
 
     table = Table(box=None, pad_edge=False)
     table.add_column("key", no_wrap=True)

@@ -16,7 +16,7 @@ MAX_SEEDS = 100
 
 def train_seeds(exp, preset, runs: Path, name: str | None, seeds: int, train: Callable) -> int:
     """Train `seeds` runs through `train` (engine.cli.run's foreground trainer); the worst exit code."""
-    from engine.experiment.config import apply_overrides
+    from engine.experiment.overrides import apply_overrides
     from engine.insight.seed_groups import SeedGroup
     from engine.runfolder.table import read_run
     from engine.training.trainer import run_experiment

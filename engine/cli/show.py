@@ -59,7 +59,7 @@ def _evaluate(path: Path, which: str) -> dict:
     if not (path / "checkpoints" / f"{which}.pt").is_file():
         raise UsageError(f"{path} has no {which} checkpoint")
     from engine.data.splits import DatasetMissing
-    from engine.experiment.config import ConfigError
+    from engine.experiment.errors import ConfigError
     from engine.models import WeightsUnavailable
     from engine.training.checkpoint import CheckpointError
     from engine.training.predict import evaluate_checkpoint

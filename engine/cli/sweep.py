@@ -1,8 +1,9 @@
 """`cnnlab sweep`: a grid, random or TPE search from the command line on an Optuna study, one line
 per trial as it ends, then the results table (report 002's Table 1). `--workers N` trains N trials
 at once on this machine, `--join` adds a worker from another terminal or machine, `--plan` lists
-the trials without training, `--resume SWEEP_DIR` continues a stopped sweep. Planning and results
-are engine.sweeps.folder's, the study engine.sweeps.study's, running it engine.sweeps.runner's.
+the trials without training, `--resume SWEEP_DIR` continues a stopped sweep. The arguments become
+engine.sweeps.plan's SweepPlan and Workers; the results are engine.sweeps.folder's, the study
+engine.sweeps.study's, running it engine.sweeps.runner's.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from engine.experiment.sweep_plan import METRICS, SweepError, describe_overrides
 from engine.insight.formatting import cli_pct
 from engine.sweeps.folder import Sweep, check_csv_path, write_csv
 from engine.sweeps.launch import parse_grid_arg, parse_random_arg
-from engine.sweeps.runner import join_sweep, plan_sweep, resume_sweep, run_sweep
+from engine.sweeps.plan import SweepPlan, Workers
+from engine.sweeps.runner import SweepResult, join_sweep, resume_sweep, run_sweep
 from engine.sweeps.study import GRACE_S, PRUNERS
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
+    """`cnnlab sweep` and its options. Long for a reason: one argparse declaration per option, each
+    with its help text, read top to bottom as the command's reference; split, the help would be in pieces."""
     sp = sub.add_parser(
         "sweep",
         parents=[common],
@@ -109,99 +113,117 @@ def _workers(text: str, gpus_per_trial: int) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from engine.cli.run import StopOnInterrupt, resolve_experiment
+    """A worker joined, a sweep resumed, or a new one planned (listed, with --plan) and run; then its table."""
     from engine.events import RunHandle
-    from engine.insight.show import sweep_table
 
-    def on_trial(i: int, total: int, row: dict[str, Any]) -> None:
-        print(trial_line(i, total, row), flush=True)
-
-    def say(text: str) -> None:
-        if not args.quiet:  # unwrapped: a folder or a join command cut in two cannot be pasted
-            out.print(text, markup=False, highlight=False, soft_wrap=True)
-
-    handle = RunHandle()
     if args.csv:
         check_csv_path(Path(args.csv))  # a bad path is said now, not after every trial has trained
-    workers = _workers(args.workers, args.gpus_per_trial)
+    workers = Workers(
+        count=_workers(args.workers, args.gpus_per_trial),
+        gpus_per_trial=args.gpus_per_trial,
+        storage_url=args.storage,
+        grace_s=args.grace,
+        handle=RunHandle(),
+        on_trial=lambda i, total, row: print(trial_line(i, total, row), flush=True),
+    )
     if args.join is not None:
-        if args.source or args.grid or args.random or args.set or args.resume:
-            raise SweepError("--join adds a worker to a sweep as it was planned: give only the sweep folder")
-        with StopOnInterrupt(handle):
-            sweep, state = join_sweep(
-                Path(args.join) if args.join else None,
-                storage_url=args.storage,
-                study_name=args.study,
-                runs_dir=runs_dir(args),
-                grace_s=args.grace,
-                handle=handle,
-                on_trial=on_trial,
-            )
-        say(f"worker done ({state}): {sweep.path}")
-        return EXIT_OK if state == "finished" else exit_code(state)
+        return _join(args, workers)
     if args.resume:
-        if args.source or args.grid or args.random or args.set:
-            raise SweepError("--resume continues a sweep as it was planned: give only the sweep folder")
-        sweep = Sweep.load(Path(args.resume))
-        say(f"resuming sweep {sweep.path} ({len(sweep.trials)} trials)")
-        with StopOnInterrupt(handle):
-            result = resume_sweep(
-                sweep.path,
-                workers=workers,
-                storage_url=args.storage,
-                gpus_per_trial=args.gpus_per_trial,
-                grace_s=args.grace,
-                handle=handle,
-                on_trial=on_trial,
-            )
+        result = _resume(args, workers)
     else:
-        if not args.source:
-            raise SweepError("give a preset name or a TOML file to sweep, or --resume SWEEP_DIR")
-        runs = runs_dir(args)
-        exp, preset = resolve_experiment(args.source, args.set, args.data_dir, runs)
-        grid = dict(parse_grid_arg(g) for g in args.grid)
-        if len(grid) != len(args.grid):
-            raise SweepError("each --grid key may appear once")
-        random = dict(parse_random_arg(r) for r in args.random)
-        spec = preset.sweep if preset is not None else None
-        trials, seed = args.trials, args.seed
-        if not grid and not random:
-            if spec is None:
-                raise SweepError(f"{args.source} has no [sweep] table: give --grid KEY=V1,V2 or --random KEY=LOW:HIGH")
-            grid, random = dict(spec.grid), spec.ranges()
-            trials = trials if trials is not None else spec.trials
-        seed = seed if seed is not None else (spec.seed if spec else 0)
-        metric = args.metric or (spec.metric if spec else "val_acc")
-        sampler = args.sampler or "random"
-        plan = plan_sweep(exp, grid=grid, random=random, trials=trials, seed=seed, sampler=sampler)
-        if args.plan:
-            for i, t in enumerate(plan, 1):
-                print(f"trial {i:>3}: {describe_overrides(t) if t else 'drawn by TPE when it starts'}")
-            return EXIT_OK
-        varied = ", ".join(dict.fromkeys([*grid, *random]))
-        how = f", {workers} workers" if workers > 1 else ""
-        say(f"sweep of {len(plan)} trials over {varied}, sorted by {metric}{how}")
-        with StopOnInterrupt(handle):
-            result = run_sweep(
-                exp,
-                runs_dir=runs,
-                grid=grid,
-                random=random,
-                trials=trials,
-                seed=seed,
-                metric=metric,
-                preset=preset.name if preset else None,
-                name=args.name,
-                sampler=sampler,
-                pruner=args.pruner or "none",
-                workers=workers,
-                storage_url=args.storage,
-                gpus_per_trial=args.gpus_per_trial,
-                grace_s=args.grace,
-                handle=handle,
-                on_trial=on_trial,
-                on_created=lambda sweep: say(join_hint(sweep, args.storage)),
-            )
+        result = _new_sweep(args, workers)
+        if result is None:
+            return EXIT_OK  # --plan: listed, nothing trained
+    return _results(args, result)
+
+
+def _say(args, text: str) -> None:
+    if not args.quiet:  # unwrapped: a folder or a join command cut in two cannot be pasted
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _join(args, workers: Workers) -> int:
+    """`--join`: one more worker, in this process, until the sweep has no slot left for it."""
+    from engine.cli.run import StopOnInterrupt
+
+    if args.source or args.grid or args.random or args.set or args.resume:
+        raise SweepError("--join adds a worker to a sweep as it was planned: give only the sweep folder")
+    with StopOnInterrupt(workers.handle):
+        sweep, state = join_sweep(
+            Path(args.join) if args.join else None, workers, study_name=args.study, runs_dir=runs_dir(args)
+        )
+    _say(args, f"worker done ({state}): {sweep.path}")
+    return EXIT_OK if state == "finished" else exit_code(state)
+
+
+def _resume(args, workers: Workers) -> SweepResult:
+    from engine.cli.run import StopOnInterrupt
+
+    if args.source or args.grid or args.random or args.set:
+        raise SweepError("--resume continues a sweep as it was planned: give only the sweep folder")
+    sweep = Sweep.load(Path(args.resume))
+    _say(args, f"resuming sweep {sweep.path} ({len(sweep.trials)} trials)")
+    with StopOnInterrupt(workers.handle):
+        return resume_sweep(sweep.path, workers)
+
+
+def _new_sweep(args, workers: Workers) -> SweepResult | None:
+    """A sweep of the preset or TOML file: planned, then run; None after --plan has listed its trials."""
+    from engine.cli.run import StopOnInterrupt, resolve_experiment
+
+    if not args.source:
+        raise SweepError("give a preset name or a TOML file to sweep, or --resume SWEEP_DIR")
+    runs = runs_dir(args)
+    exp, preset = resolve_experiment(args.source, args.set, args.data_dir, runs)
+    plan = _plan(args, preset)
+    slots = plan.slots(exp)
+    if args.plan:
+        for i, t in enumerate(slots, 1):
+            print(f"trial {i:>3}: {describe_overrides(t) if t else 'drawn by TPE when it starts'}")
+        return None
+    how = f", {workers.count} workers" if workers.count > 1 else ""
+    _say(args, f"sweep of {len(slots)} trials over {', '.join(plan.varied)}, sorted by {plan.metric}{how}")
+    with StopOnInterrupt(workers.handle):
+        return run_sweep(
+            exp,
+            plan,
+            runs_dir=runs,
+            workers=workers,
+            on_created=lambda sweep: _say(args, join_hint(sweep, args.storage)),
+        )
+
+
+def _plan(args, preset) -> SweepPlan:
+    """The sweep the arguments ask for: their --grid and --random, else the preset's [sweep]; its
+    trials, seed and metric where the arguments give none."""
+    grid = dict(parse_grid_arg(g) for g in args.grid)
+    if len(grid) != len(args.grid):
+        raise SweepError("each --grid key may appear once")
+    random = dict(parse_random_arg(r) for r in args.random)
+    spec = preset.sweep if preset is not None else None
+    trials = args.trials
+    if not grid and not random:
+        if spec is None:
+            raise SweepError(f"{args.source} has no [sweep] table: give --grid KEY=V1,V2 or --random KEY=LOW:HIGH")
+        grid, random = dict(spec.grid), spec.ranges()
+        trials = trials if trials is not None else spec.trials
+    return SweepPlan(
+        grid=grid,
+        random=random,
+        trials=trials,
+        seed=args.seed if args.seed is not None else (spec.seed if spec else 0),
+        sampler=args.sampler or "random",
+        metric=args.metric or (spec.metric if spec else "val_acc"),
+        pruner=args.pruner or "none",
+        preset=preset.name if preset else None,
+        name=args.name,
+    )
+
+
+def _results(args, result: SweepResult) -> int:
+    """The results table (and its CSV), the sweep's folder, and the exit status."""
+    from engine.insight.show import sweep_table
+
     sweep = Sweep.load(result.path)
     print_table(sweep_table(result.rows, sweep.varied, sweep.metric))
     if args.csv:

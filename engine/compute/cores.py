@@ -1,7 +1,7 @@
 """Sharing a machine between sweep workers: each its own cores, or its own GPUs.
 
-Two trainings whose thread pools each span every core spin against each other (measured on 2
-cores: 0.12x of one alone in total). So each worker process gets a disjoint set of cores: it is
+Two trainings whose thread pools each span every core spin against each other and together train
+several times slower than one alone (docs/benchmarks.md). So each worker process gets a disjoint set of cores: it is
 pinned to them (sched_setaffinity), its intra-op pool is sized to them (torch.set_num_threads, and
 OMP/MKL/OpenBLAS told the same before they start), its inter-op pool is one thread. On a box with
 GPUs each worker sees its own GPUs through CUDA_VISIBLE_DEVICES, and the CPU cores are split too

@@ -1,10 +1,10 @@
 """The cores a training computes on: its fair share of the machine's, shared with every other cnnlab
 training running on it.
 
-Two trainings whose thread pools each span every core fight over them: measured on a 2-core CPU,
-two shapes runs at once made 0.55x the images/s of one alone in total (0.12x in the issue's worst
-case), while with one thread each they made 1.0-1.08x. A passive OpenMP wait policy made it worse
-(0.12x), and pinning each to its own core changed nothing, so the rule is only the sizes of the pools.
+Two trainings whose thread pools each span every core fight over them, and in total train several
+times slower than one alone; with pools sized to their share they do not (docs/benchmarks.md has
+the figures). A passive OpenMP wait policy or pinning each to its own core does not help, so the
+rule is only the sizes of the pools.
 
 Every training claims its place in a folder local to the machine (engine.compute.machine.claims_dir): a
 small file it holds an exclusive flock on while it trains. A claim whose lock is free belongs to a
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.compute.machine import claims_dir
+from engine.files import lock_held
 
 REBALANCE_S = 1.0
 WORKER_CPUS_ENV = "CNNLAB_WORKER_CPUS"  # engine.compute.cores: a sweep worker pinned to these cores
@@ -52,23 +53,6 @@ def fair_shares(cores: int, claims: list[Claim]) -> dict[str, int]:
     return shares
 
 
-def _alive(path: Path) -> bool:
-    """Whether a claim's training still runs: its exclusive lock is held."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # closing drops a shared lock this probe took
-    return False
-
-
 def live_claims(folder: Path) -> list[Claim]:
     """The claims of trainings running now on this machine; those of ended processes are removed."""
     claims = []
@@ -77,7 +61,7 @@ def live_claims(folder: Path) -> list[Claim]:
     except OSError:
         return []
     for path in paths:
-        if not _alive(path):
+        if lock_held(path) is not True:
             path.unlink(missing_ok=True)
             continue
         try:

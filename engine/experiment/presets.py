@@ -24,7 +24,8 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.experiment import toml_files
-from engine.experiment.config import ConfigError, Experiment, describe_errors, validate_experiment
+from engine.experiment.config import Experiment, validate_experiment
+from engine.experiment.errors import ConfigError, describe_errors
 from engine.experiment.preset_files import REFERENCE_KEYS, Reference, preset_files
 from engine.experiment.sweep_plan import METRICS, plan_trials
 from engine.files import atomic_write_text, safe_name
@@ -143,7 +144,7 @@ def preset_from_doc(doc: dict[str, Any], source: Path, *, user: bool = False) ->
     try:
         meta = PresetMeta.model_validate(meta_doc)
     except ValidationError as err:
-        problems += [_meta_problem(loc, msg) for loc, msg in describe_errors(err)]
+        problems += [_meta_problem(loc, msg) for loc, msg in describe_errors(err, PresetMeta)]
     try:
         exp = validate_experiment(exp_doc)
     except ConfigError as err:

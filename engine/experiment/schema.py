@@ -20,7 +20,8 @@ from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from engine.experiment.config import Experiment, all_keys, parse_value
+from engine.experiment.config import Experiment
+from engine.experiment.overrides import all_keys, parse_value
 
 # The metadata pydantic keeps for `gt=`, `ge=`, `lt=`, `le=`, and how each reads.
 _BOUNDS = ((Gt, "gt", ">"), (Ge, "ge", "≥"), (Lt, "lt", "<"), (Le, "le", "≤"))
@@ -100,7 +101,7 @@ def value_hint(annotation: Any) -> str:
 
 
 def inline_toml(value: Any) -> str:
-    """A value as TOML inline syntax that engine.experiment.config.parse_value reads back."""
+    """A value as TOML inline syntax that engine.experiment.overrides.parse_value reads back."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -12,7 +12,9 @@ import math
 import random as _random
 from typing import Any
 
-from engine.experiment.config import ConfigError, Experiment, apply_overrides, flatten
+from engine.experiment.config import Experiment
+from engine.experiment.errors import ConfigError
+from engine.experiment.overrides import apply_overrides, flatten
 
 METRICS = ("val_acc", "test_acc", "train_acc", "val_loss", "test_loss", "train_loss")
 
@@ -36,6 +38,29 @@ def plan_trials(
     Raises ConfigError whose problems name the key (and the value or the trial) at fault.
     """
     grid, random = dict(grid or {}), dict(random or {})
+    base_flat = flatten(base_exp)
+    problems = [*_search_problems(grid, random, trials), *_range_problems(base_exp, base_flat, random)]
+    if problems:
+        raise ConfigError(problems)
+    points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else [{}]
+    draws: list[dict[str, Any]] = [{}]
+    if random:
+        rng = _random.Random(seed)
+        draws = [
+            {k: _draw(rng, s, isinstance(base_flat[k], int)) for k, s in random.items()} for _ in range(trials or 0)
+        ]
+    plan = [{**p, **d} for p in points for d in draws]
+    found = _trial_problems(base_exp, plan)
+    if found:
+        raise ConfigError(found)
+    return plan
+
+
+def _search_problems(
+    grid: dict[str, list[Any]], random: dict[str, dict[str, Any]], trials: int | None
+) -> list[tuple[str, str]]:
+    """Problems of the search's shape: no search, a trial count without ranges or ranges without one,
+    a key both in the grid and in the ranges, a grid entry with no values."""
     problems: list[tuple[str, str]] = []
     if not grid and not random:
         problems.append(
@@ -49,11 +74,18 @@ def plan_trials(
         problems.append(("trials", "at least 1"))
     for key in set(grid) & set(random):
         problems.append((key, "is both in the grid and in the random search"))
-    base_flat = flatten(base_exp)
-
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             problems.append((key, "a grid entry needs a non-empty list of values"))
+    return problems
+
+
+def _range_problems(
+    base_exp: Experiment, base_flat: dict[str, Any], random: dict[str, dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Problems of each random range: its ends (numbers, in order, above 0 for a log range), its
+    field (numeric), and each end as a value of that field."""
+    problems: list[tuple[str, str]] = []
     for key, spec in random.items():
         low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
@@ -68,21 +100,13 @@ def plan_trials(
             continue
         for v in (low, high):
             problems += _check_one(base_exp, key, v)
-    if problems:
-        raise ConfigError(problems)
+    return problems
 
-    points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())] if grid else [{}]
-    draws: list[dict[str, Any]] = [{}]
-    if random:
-        rng = _random.Random(seed)
-        draws = [
-            {k: _draw(rng, s, isinstance(base_flat[k], int)) for k, s in random.items()} for _ in range(trials or 0)
-        ]
-    plan = [{**p, **d} for p in points for d in draws]
 
-    # Every trial is validated whole, so values that only fit together (schedule.name = onecycle with a
-    # schedule.max_lr) pass. A failing trial is blamed on its bad value when that value is wrong on its
-    # own (-1 for optim.lr), else on the combination.
+def _trial_problems(base_exp: Experiment, plan: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every trial validated whole, so values that only fit together (schedule.name = onecycle with a
+    schedule.max_lr) pass. A failing trial is blamed on its bad value when that value is wrong on its
+    own (-1 for optim.lr), else on the combination."""
     found: dict[tuple[str, str], None] = {}
     for i, overrides in enumerate(plan, 1):
         try:
@@ -91,9 +115,7 @@ def plan_trials(
             own = [p for k, v in overrides.items() for p in _check_one(base_exp, k, v)]
             for p in own or [(loc, f"trial {i} ({describe_overrides(overrides)}): {msg}") for loc, msg in err.problems]:
                 found.setdefault(p)
-    if found:
-        raise ConfigError(list(found))
-    return plan
+    return list(found)
 
 
 def _check_one(base_exp: Experiment, key: str, value: Any) -> list[tuple[str, str]]:

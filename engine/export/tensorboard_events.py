@@ -168,6 +168,6 @@ def with_live_tensorboard(exp: Any, listener: Listener) -> Listener:
                 listener(LogMessage(f"train.tensorboard is on, but {missing_text('tensorboard')}", "warning"))
 
         return warn_once
-    from engine.experiment.config import flatten
+    from engine.experiment.overrides import flatten
 
     return LiveTensorBoard(flatten(exp), listener)

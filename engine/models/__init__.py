@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from engine.experiment.config import ConfigError, ModelConfig, input_size_problem
+from engine.experiment.config import ModelConfig, input_size_problem
+from engine.experiment.errors import ConfigError
 from engine.models.alexnet import AlexNet
 from engine.models.backbone import BackboneNet
 from engine.models.init import initialise

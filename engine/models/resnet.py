@@ -22,7 +22,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from engine.experiment.config import ConfigError
+from engine.experiment.errors import ConfigError
 from engine.models.weights import WeightsUnavailable
 
 IMAGENET_WEIGHTS = tvm.ResNet50_Weights.IMAGENET1K_V2

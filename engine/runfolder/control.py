@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.files import timestamp
+
 COMMANDS = ("pause", "continue", "stop", "checkpoint")
 CONTROL_DIR = "control"
 POLL_EVERY_S = 0.5
@@ -43,7 +45,7 @@ def send(run_dir: Path, command: str, reason: str = "") -> Command:
         raise ValueError(f"unknown command {command!r}; one of {', '.join(COMMANDS)}")
     folder = Path(run_dir) / CONTROL_DIR
     folder.mkdir(exist_ok=True)
-    cmd = Command(command, secrets.token_hex(6), time.strftime("%Y-%m-%dT%H:%M:%S"), socket.gethostname(), reason)
+    cmd = Command(command, secrets.token_hex(6), timestamp(), socket.gethostname(), reason)
     name = f"{time.time_ns():020d}-{cmd.id}.json"
     tmp = folder / f".{name}.tmp"
     tmp.write_text(json.dumps(cmd.__dict__))

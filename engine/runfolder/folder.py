@@ -106,7 +106,8 @@ class RunFolder:
 
     def experiment(self) -> Experiment:
         """The experiment that ran; ConfigError naming config.toml and the fields when it does not read."""
-        from engine.experiment.config import ConfigError, validate_experiment
+        from engine.experiment.config import validate_experiment
+        from engine.experiment.errors import ConfigError
 
         try:
             doc = self.read_config_doc()

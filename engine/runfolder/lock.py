@@ -16,6 +16,8 @@ import socket
 import time
 from pathlib import Path
 
+from engine.files import lock_held, timestamp
+
 LOCK_FILE = ".lock"
 
 
@@ -50,7 +52,7 @@ class RunLock:
                     os.close(fd)
                     raise RunLocked(f"{self.path.parent} is being trained by {_holder(self.path)}") from None
                 time.sleep(0.05)
-        doc = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        doc = {"pid": os.getpid(), "host": socket.gethostname(), "since": timestamp()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(doc).encode(), 0)
         self._fd = fd
@@ -71,24 +73,7 @@ class RunLock:
 
 def is_held(run_dir: Path) -> bool | None:
     """Whether a live process on this machine holds the run's lock (None: the run has no lock file)."""
-    path = Path(run_dir) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return None
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return lock_held(Path(run_dir) / LOCK_FILE)
 
 
 def holder(run_dir: Path) -> str:

@@ -28,7 +28,8 @@ from typing import Any
 import tomli_w
 
 from engine.experiment import toml_files
-from engine.experiment.config import Experiment, apply_overrides, flatten, validate_experiment
+from engine.experiment.config import Experiment, validate_experiment
+from engine.experiment.overrides import apply_overrides, flatten
 from engine.experiment.sweep_plan import METRICS, SweepError
 from engine.files import atomic_write_text, safe_name
 from engine.runfolder.folder import RunFolder

@@ -14,9 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.experiment.config import ConfigError, Experiment
+from engine.experiment.config import Experiment
+from engine.experiment.errors import ConfigError
 from engine.experiment.sweep_plan import METRICS, SweepError
 from engine.sweeps.folder import Sweep
+from engine.sweeps.plan import SweepPlan
 from engine.sweeps.study import PRUNERS
 
 SWEEP_LOG = "sweep.log"  # a sweep started by the console writes its lines here
@@ -24,7 +26,7 @@ SWEEP_LOG = "sweep.log"  # a sweep started by the console writes its lines here
 
 def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
     """`optim.lr=0.0001,0.001` -> ("optim.lr", [0.0001, 0.001]); values in TOML syntax, else strings."""
-    from engine.experiment.config import parse_value
+    from engine.experiment.overrides import parse_value
 
     key, sep, values = text.partition("=")
     key = key.strip()
@@ -39,7 +41,7 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
 
 def parse_random_arg(text: str) -> tuple[str, dict[str, Any]]:
     """`optim.lr=1e-4:1e-1:log` -> ("optim.lr", {"low": 1e-4, "high": 0.1, "log": True})."""
-    from engine.experiment.config import parse_value
+    from engine.experiment.overrides import parse_value
 
     key, sep, rng = text.partition("=")
     parts = rng.split(":")
@@ -121,18 +123,31 @@ class SweepLaunch(BaseModel):
             raise ConfigError(problems)
         return grid, random
 
+    def plan(self, *, preset: str | None = None, name: str | None = None) -> SweepPlan:
+        """The sweep the form asks for, as engine.sweeps.runner takes it; ConfigError names the entry."""
+        grid, random = self.search()
+        return SweepPlan(
+            grid=grid,
+            random=random,
+            trials=self.trials,
+            seed=self.seed,
+            sampler=self.sampler,
+            metric=self.metric,
+            pruner=self.pruner,
+            preset=preset,
+            name=name,
+        )
+
     def check(self, exp: Experiment) -> list[tuple[str, str]]:
         """Every problem of this sweep over `exp`, each as (form field, message naming the key)."""
-        from engine.sweeps.runner import plan_sweep
-
         try:
-            grid, random = self.search()
+            plan = self.plan()
         except ConfigError as err:
             return list(err.problems)
         try:
-            plan_sweep(exp, grid=grid, random=random, trials=self.trials, seed=self.seed, sampler=self.sampler)
+            plan.slots(exp)
         except ConfigError as err:
-            return [(_field_of(loc, grid), _say(loc, msg)) for loc, msg in err.problems]
+            return [(_field_of(loc, plan.grid or {}), _say(loc, msg)) for loc, msg in err.problems]
         except SweepError as err:
             return [("random" if self.sampler == "tpe" else "grid", str(err))]
         return []
@@ -163,20 +178,7 @@ def start_detached(
     process: the sweep trains on when the console that started it closes. Its lines go to sweep.log."""
     from engine.sweeps.runner import create_sweep
 
-    grid, random = launch.search()
-    sweep, _ = create_sweep(
-        exp,
-        runs_dir=runs_dir,
-        grid=grid,
-        random=random,
-        trials=launch.trials,
-        seed=launch.seed,
-        metric=launch.metric,
-        preset=preset,
-        name=name,
-        sampler=launch.sampler,
-        pruner=launch.pruner,
-    )
+    sweep, _ = create_sweep(exp, launch.plan(preset=preset, name=name), runs_dir=runs_dir)
     resume_detached(sweep.path, launch.workers)
     return sweep
 

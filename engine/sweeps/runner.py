@@ -1,12 +1,13 @@
 """Running a sweep: plan it, make its folder and its Optuna study, and have workers train its slots.
 
-One worker trains in this process (as `cnnlab sweep` always did); `workers=N` starts N worker
-processes on this machine, each pinned to its share of the cores or given its own GPUs
+What the sweep is and how its slots train come as two objects (engine.sweeps.plan: SweepPlan,
+Workers). One worker trains in this process (`cnnlab sweep`'s default); `Workers(count=N)` starts N
+worker processes on this machine, each pinned to its share of the cores or given its own GPUs
 (engine.compute.cores), and follows the study until they are done; `join_sweep` is one more worker, from
 another terminal or machine. Resuming carries a stopped sweep on: finished, pruned and diverged
-slots are kept, stopped and failed ones continue from their checkpoints, the rest run. The plan,
-the folder and the results table are engine.sweeps.folder's; the study is engine.sweeps.study's; one worker's
-loop is engine.sweeps.worker's.
+slots are kept, stopped and failed ones continue from their checkpoints, the rest run. The plan's
+validation is engine.experiment.sweep_plan's; the folder and the results table are engine.sweeps.folder's;
+the study is engine.sweeps.study's; one worker's loop is engine.sweeps.worker's.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.events import Listener, RunHandle
+from engine.events import RunHandle
 from engine.experiment.config import Experiment
-from engine.experiment.sweep_plan import SweepError, plan_trials
+from engine.experiment.sweep_plan import SweepError
 from engine.runfolder.folder import default_runs_dir
 from engine.runfolder.table import read_run
 from engine.sweeps import study as st
 from engine.sweeps.folder import Sweep, results_table, trial_row
+from engine.sweeps.plan import SweepPlan, Workers
 from engine.sweeps.worker import TrialCallback, Worker
 
 STORAGE_ENV = "CNNLAB_SWEEP_STORAGE"  # a database URL handed to worker processes, password and all
@@ -40,143 +42,85 @@ class SweepResult:
     message: str = ""
 
 
-def plan_sweep(
-    base_exp: Experiment,
-    *,
-    grid: dict[str, list[Any]] | None = None,
-    random: dict[str, dict[str, Any]] | None = None,
-    trials: int | None = None,
-    seed: int = 0,
-    sampler: str = "random",
-) -> list[dict[str, Any]]:
-    """Every slot's overrides, validated. TPE's slots are empty: the sampler fills them as it goes,
-    within ranges (and grid choices) checked here."""
-    if sampler not in st.SAMPLERS:
-        raise SweepError(f"sampler {sampler!r}: one of {', '.join(st.SAMPLERS)}")
-    if sampler != "tpe":
-        return plan_trials(base_exp, grid=grid, random=random, trials=trials, seed=seed)
-    if not random:
-        raise SweepError("--sampler tpe searches ranges: give --random KEY=LOW:HIGH[:log] (and --trials N)")
-    plan_trials(base_exp, grid=grid, random=random, trials=trials, seed=seed)  # every value and range end valid
-    return [{} for _ in range(trials or 0)]
-
-
 def create_sweep(
     base_exp: Experiment,
+    plan: SweepPlan | None = None,
     *,
     runs_dir: Path | None = None,
-    grid: dict[str, list[Any]] | None = None,
-    random: dict[str, dict[str, Any]] | None = None,
-    trials: int | None = None,
-    seed: int = 0,
-    metric: str = "val_acc",
-    preset: str | None = None,
-    name: str | None = None,
-    sampler: str = "random",
-    pruner: str = "none",
     storage_url: str | None = None,
+    **asked: Any,
 ) -> tuple[Sweep, st.SweepStudy]:
-    """Plan (validating every slot), then make the sweep folder and its study, every slot queued.
-    Nothing trains yet: workers (run_sweep's, `--join`'s, the console's) take the slots."""
-    if pruner not in st.PRUNERS:
-        raise SweepError(f"pruner {pruner!r}: one of {', '.join(st.PRUNERS)}")
-    plan = plan_sweep(base_exp, grid=grid, random=random, trials=trials, seed=seed, sampler=sampler)
-    spec: dict[str, Any] = {"sampler": sampler if (random or sampler == "tpe") else "grid", "pruner": pruner}
-    if grid:
-        spec["grid"] = grid
-    if random:
-        spec.update(random=random, trials=trials, seed=seed)
+    """Plan (validating every slot), then make the sweep folder and its study, every slot queued;
+    `asked`: fields of the plan as keywords (over `plan`'s). The study is kept in the database at
+    `storage_url`, else in the folder. Nothing trains yet: workers (run_sweep's, `--join`'s, the
+    console's) take the slots."""
+    plan = replace(plan or SweepPlan(), **asked)
+    if plan.pruner not in st.PRUNERS:
+        raise SweepError(f"pruner {plan.pruner!r}: one of {', '.join(st.PRUNERS)}")
+    slots = plan.slots(base_exp)
+    spec = plan.spec()
     storage = st.open_storage(url=storage_url) if storage_url else None  # a bad URL fails before any folder
     if storage_url:
         spec["storage_url"] = st.hide_password(storage_url)
     sweep = Sweep.create(
-        Path(runs_dir or default_runs_dir()), base_exp, plan, metric=metric, preset=preset, name=name, spec=spec
+        Path(runs_dir or default_runs_dir()),
+        base_exp,
+        slots,
+        metric=plan.metric,
+        preset=plan.preset,
+        name=plan.name,
+        spec=spec,
     )
     return sweep, st.create_study(sweep, storage or st.open_storage(sweep.path))
 
 
 def run_sweep(
     base_exp: Experiment,
+    plan: SweepPlan | None = None,
     *,
     runs_dir: Path | None = None,
-    grid: dict[str, list[Any]] | None = None,
-    random: dict[str, dict[str, Any]] | None = None,
-    trials: int | None = None,
-    seed: int = 0,
-    metric: str = "val_acc",
-    preset: str | None = None,
-    name: str | None = None,
-    sampler: str = "random",
-    pruner: str = "none",
-    workers: int = 1,
-    storage_url: str | None = None,
-    gpus_per_trial: int = 1,
-    grace_s: float = st.GRACE_S,
-    listener: Listener | None = None,
-    handle: RunHandle | None = None,
-    on_trial: TrialCallback | None = None,
+    workers: Workers | None = None,
     on_created: Callable[[Sweep], None] | None = None,
+    **asked: Any,
 ) -> SweepResult:
-    """Create the sweep (create_sweep) and train its slots: in this process, or in `workers` processes.
-    `on_created` hears of the folder before anything trains (so that another terminal can join it)."""
-    if workers < 1:
+    """Create the sweep (create_sweep, in the workers' storage) and train its slots: in this process,
+    or in `workers.count` processes. `on_created` hears of the folder before anything trains (so that
+    another terminal can join it)."""
+    workers = workers or Workers()
+    if workers.count < 1:
         raise SweepError("--workers: at least 1")
-    sweep, ss = create_sweep(
-        base_exp,
-        runs_dir=runs_dir,
-        grid=grid,
-        random=random,
-        trials=trials,
-        seed=seed,
-        metric=metric,
-        preset=preset,
-        name=name,
-        sampler=sampler,
-        pruner=pruner,
-        storage_url=storage_url,
-    )
+    sweep, ss = create_sweep(base_exp, plan, runs_dir=runs_dir, storage_url=workers.storage_url, **asked)
     if on_created is not None:
         on_created(sweep)
-    return _work(sweep, ss, workers, storage_url, gpus_per_trial, grace_s, listener, handle, on_trial)
+    return _work(sweep, ss, workers)
 
 
-def resume_sweep(
-    sweep_dir: Path,
-    *,
-    workers: int = 1,
-    storage_url: str | None = None,
-    gpus_per_trial: int = 1,
-    grace_s: float = st.GRACE_S,
-    listener: Listener | None = None,
-    handle: RunHandle | None = None,
-    on_trial: TrialCallback | None = None,
-) -> SweepResult:
+def resume_sweep(sweep_dir: Path, workers: Workers | None = None) -> SweepResult:
     """Continue a sweep: finished, pruned and diverged slots are kept, stopped and failed ones resume
     from their checkpoints, slots never started run. A slot still running in a live worker is left
-    to it; one whose worker died is taken over once its heartbeat is older than `grace_s`."""
+    to it; one whose worker died is taken over once its heartbeat is older than `workers.grace_s`."""
+    workers = workers or Workers()
     sweep = Sweep.load(sweep_dir)
-    ss = _study_for_resume(sweep, storage_url)
+    ss = _study_for_resume(sweep, workers.storage_url)
     st.set_sweep_state(ss, "running")
-    return _work(sweep, ss, workers, storage_url, gpus_per_trial, grace_s, listener, handle, on_trial)
+    return _work(sweep, ss, workers)
 
 
 def join_sweep(
     sweep_dir: Path | None = None,
+    workers: Workers | None = None,
     *,
-    storage_url: str | None = None,
     study_name: str | None = None,
     runs_dir: Path | None = None,
-    grace_s: float = st.GRACE_S,
-    listener: Listener | None = None,
-    handle: RunHandle | None = None,
-    on_trial: TrialCallback | None = None,
 ) -> tuple[Sweep, str]:
     """One more worker for a running sweep, in this process: the sweep's folder, or (another
-    machine) a database and the study's name, from which the folder is made here. Returns the sweep
-    and how this worker ended (finished, stopped)."""
+    machine) a database (`workers.storage_url`) and the study's name, from which the folder is made
+    here. `workers.count` and `gpus_per_trial` are not its: `--workers N` gave it its share. Returns
+    the sweep and how this worker ended (finished, stopped)."""
     from engine.compute.cores import apply_share
 
-    storage_url = storage_url or os.environ.get(STORAGE_ENV) or None
+    workers = workers or Workers()
+    storage_url = workers.storage_url or os.environ.get(STORAGE_ENV) or None
     if sweep_dir is None:
         if not (storage_url and study_name):
             raise SweepError("--join needs a sweep folder, or --storage URL and --study NAME")
@@ -186,7 +130,7 @@ def join_sweep(
     storage = st.open_storage(url=storage_url) if storage_url else st.storage_of(sweep)
     ss = st.load_study(sweep, storage)
     apply_share()  # a worker process started by `--workers N`: its cores, before torch's pools start
-    result = Worker(sweep, ss, listener=listener, handle=handle, on_trial=on_trial, grace_s=grace_s).run()
+    result = _worker(sweep, ss, workers, workers.handle).run()
     return sweep, result.state
 
 
@@ -234,59 +178,51 @@ def _slot_done(sweep: Sweep, slot: int) -> bool:
 # --- workers ---------------------------------------------------------------------------------------------
 
 
-def _work(
-    sweep: Sweep,
-    ss: st.SweepStudy,
-    workers: int,
-    storage_url: str | None,
-    gpus_per_trial: int,
-    grace_s: float,
-    listener: Listener | None,
-    handle: RunHandle | None,
-    on_trial: TrialCallback | None,
-) -> SweepResult:
-    if workers < 1:
+def _work(sweep: Sweep, ss: st.SweepStudy, workers: Workers) -> SweepResult:
+    if workers.count < 1:
         raise SweepError("--workers: at least 1")
-    handle = handle or RunHandle()
-    if workers == 1:
-        Worker(sweep, ss, listener=listener, handle=handle, on_trial=on_trial, grace_s=grace_s).run()
+    handle = workers.handle or RunHandle()
+    if workers.count == 1:
+        _worker(sweep, ss, workers, handle).run()
     else:
-        _run_processes(sweep, ss, workers, storage_url, gpus_per_trial, grace_s, handle, on_trial)
+        _run_processes(sweep, ss, workers, handle)
     return _result(sweep, ss)
+
+
+def _worker(sweep: Sweep, ss: st.SweepStudy, workers: Workers, handle: RunHandle | None) -> Worker:
+    """The worker that trains in this process."""
+    return Worker(
+        sweep, ss, listener=workers.listener, handle=handle, on_trial=workers.on_trial, grace_s=workers.grace_s
+    )
 
 
 def worker_command(sweep: Sweep, grace_s: float) -> list[str]:
     return [sys.executable, "-m", "engine", "sweep", "--join", str(sweep.path), "--grace", f"{grace_s:g}", "--quiet"]
 
 
-def _run_processes(
-    sweep: Sweep,
-    ss: st.SweepStudy,
-    n: int,
-    storage_url: str | None,
-    gpus_per_trial: int,
-    grace_s: float,
-    handle: RunHandle,
-    on_trial: TrialCallback | None,
-) -> None:
-    """N worker processes, each with its share of the machine; this process follows the study,
-    telling `on_trial` of each slot as it ends, until every worker has exited."""
+def _run_processes(sweep: Sweep, ss: st.SweepStudy, workers: Workers, handle: RunHandle) -> None:
+    """`workers.count` worker processes, each with its share of the machine; this process follows the
+    study, telling `on_trial` of each slot as it ends, until every worker has exited."""
     from engine.compute.cores import plan_workers, visible_gpus, worker_env
 
-    shares = plan_workers(n, visible_gpus(), gpus_per_trial)
+    shares = plan_workers(workers.count, visible_gpus(), workers.gpus_per_trial)
     logs = sweep.path / "workers"
     logs.mkdir(exist_ok=True)
     procs = []
     for i, share in enumerate(shares, 1):
         env = worker_env(share)
-        if storage_url:
-            env[STORAGE_ENV] = storage_url  # in the environment, not on a command line that ps shows
+        if workers.storage_url:
+            env[STORAGE_ENV] = workers.storage_url  # in the environment, not on a command line that ps shows
         with open(logs / f"worker-{i}.log", "a") as log:
             log.write(f"worker {i}: {share.describe()}\n")
             log.flush()
             procs.append(
                 subprocess.Popen(
-                    worker_command(sweep, grace_s), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd()
+                    worker_command(sweep, workers.grace_s),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=os.getcwd(),
                 )
             )
     told: set[int] = set()
@@ -296,13 +232,13 @@ def _run_processes(
             if handle.stop_requested and not stopped:
                 st.set_sweep_state(ss, "stopped")  # every worker stops its trial at the next batch
                 stopped = True
-            _tell_ended(sweep, ss, told, on_trial)
+            _tell_ended(sweep, ss, told, workers.on_trial)
             time.sleep(FOLLOW_EVERY_S)
     except KeyboardInterrupt:  # a second Ctrl+C: the workers heard it too (one process group)
         for p in procs:
             p.wait()
         raise
-    _tell_ended(sweep, ss, told, on_trial)
+    _tell_ended(sweep, ss, told, workers.on_trial)
 
 
 def _tell_ended(sweep: Sweep, ss: st.SweepStudy, told: set[int], on_trial: TrialCallback | None) -> None:

@@ -237,7 +237,7 @@ def suggest_overrides(sweep: Sweep, trial: optuna.Trial, slot: int) -> dict[str,
 
 
 def _base_value(sweep: Sweep, key: str) -> Any:
-    from engine.experiment.config import flatten
+    from engine.experiment.overrides import flatten
 
     return flatten(sweep.base).get(key)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.events import EpochFinished, Event, Listener, RunHandle, RunStarted
-from engine.experiment.config import ConfigError, apply_overrides
+from engine.experiment.errors import ConfigError
+from engine.experiment.overrides import apply_overrides
 from engine.files import atomic_write_text
 from engine.runfolder.folder import RunFolder
 from engine.runfolder.lock import RunLocked
@@ -148,25 +149,48 @@ class Worker:
 
     def _train(self, trial) -> str:
         """Train the slot `trial` holds; returns how the slot ended for this worker."""
-        import optuna
-        from optuna.trial import TrialState
-
-        from engine.training.trainer import resume_run, run_experiment  # torch, only when something trains
-
-        sweep, slot = self.sweep, st.slot_of(trial)
+        slot = st.slot_of(trial)
         trial.set_user_attr(st.WORKER, worker_name())
-        try:
-            exp = apply_overrides(sweep.base, st.suggest_overrides(sweep, trial, slot))
-        except ConfigError as err:  # a TPE draw that breaks a rule tying two fields together
-            trial.set_user_attr("state", "invalid")
-            trial.set_user_attr("message", str(err))
-            self.ss.study.tell(trial, state=TrialState.FAIL)
+        exp = self._experiment(trial, slot)
+        if exp is None:
             return "failed"
         run_handle = RunHandle()  # this trial's: a prune or a takeover stops it, not the worker
         watch = _Watch(self.ss, trial, run_handle, self.handle, self.grace_s)
+        pruned: list[str] = []
+        listener = self._listener(trial, slot, run_handle, pruned)
+        watch.start()
+        try:
+            result = self._run(exp, slot, listener, run_handle)
+            if result is None:
+                # Its old worker was judged dead but still trains it (silent past the grace period):
+                # it learns it was taken over at its next heartbeat and lets go. Queue the slot again.
+                st.requeue(self.ss, trial.number)
+                self._idle(watch.beat_every)
+                return "locked"
+        finally:
+            watch.close()
+        if watch.taken_over:
+            return "taken over"  # the worker that took the slot over owns it now; its run folder too
+        return self._settle(trial, slot, result.folder.path, result.state, pruned)
+
+    def _experiment(self, trial, slot: int):
+        """The slot's experiment; None for a TPE draw that breaks a rule tying two fields together,
+        told to the study as failed."""
+        from optuna.trial import TrialState
+
+        try:
+            return apply_overrides(self.sweep.base, st.suggest_overrides(self.sweep, trial, slot))
+        except ConfigError as err:
+            trial.set_user_attr("state", "invalid")
+            trial.set_user_attr("message", str(err))
+            self.ss.study.tell(trial, state=TrialState.FAIL)
+            return None
+
+    def _listener(self, trial, slot: int, run_handle: RunHandle, pruned: list[str]) -> Listener:
+        """The trial's run's listener: it passes events on, brings the worker's stop to the run, links
+        the run folder to the trial and reports each epoch to the pruner (which may fill `pruned`)."""
         # the epochs reported already: a re-queued copy inherits its original's
         reported = set(self.ss.storage.get_trial(self.ss.trial_id(trial.number)).intermediate_values)
-        pruned: list[str] = []
 
         def listener(event: Event) -> None:
             if self.listener is not None:
@@ -178,41 +202,41 @@ class Worker:
             elif isinstance(event, EpochFinished) and not pruned:
                 self._report(trial, event.metrics, reported, run_handle, pruned)
 
-        folder = sweep.trial_folder(slot)
-        watch.start()
-        try:
-            if folder is not None:  # a slot started before (stopped, or its worker died): continue it
-                try:
-                    result = resume_run(folder, listener=listener, handle=run_handle)
-                except RunLocked:
-                    # Its old worker was judged dead but still trains it (silent past the grace period):
-                    # it learns it was taken over at its next heartbeat and lets go. Queue the slot again.
-                    st.requeue(self.ss, trial.number)
-                    self._idle(watch.beat_every)
-                    return "locked"
-            else:
-                result = run_experiment(
-                    exp,
-                    runs_dir=sweep.path,
-                    preset=sweep.preset or None,
-                    name=f"trial-{slot:03d}",
-                    listener=listener,
-                    handle=run_handle,
-                )
-        finally:
-            watch.close()
-        folder_path = result.folder.path
-        if watch.taken_over:
-            return "taken over"  # the worker that took the slot over owns it now; its run folder too
-        state = result.state
+        return listener
+
+    def _run(self, exp, slot: int, listener: Listener, run_handle: RunHandle):
+        """The slot's run to its end: continued from its run folder when it was started before (stopped,
+        or its worker died), else a new one. None: that folder is locked by a worker still training it."""
+        from engine.training.trainer import resume_run, run_experiment  # torch, only when something trains
+
+        folder = self.sweep.trial_folder(slot)
+        if folder is not None:
+            try:
+                return resume_run(folder, listener=listener, handle=run_handle)
+            except RunLocked:
+                return None
+        return run_experiment(
+            exp,
+            runs_dir=self.sweep.path,
+            preset=self.sweep.preset or None,
+            name=f"trial-{slot:03d}",
+            listener=listener,
+            handle=run_handle,
+        )
+
+    def _settle(self, trial, slot: int, folder_path: Path, state: str, pruned: list[str]) -> str:
+        """The ended run told to the study (and its row to `on_trial`); returns how the slot ended."""
+        import optuna
+        from optuna.trial import TrialState
+
         if state == "stopped" and pruned:
             state = "pruned"
             RunFolder(folder_path).write_status("pruned", message=pruned[0])
-        row = trial_row(sweep, slot, folder_path)
+        row = trial_row(self.sweep, slot, folder_path)
         try:
             self._record(trial, row, state)
-            if state == "finished" and row.get(sweep.metric) is not None:
-                self.ss.study.tell(trial, float(row[sweep.metric]))
+            if state == "finished" and row.get(self.sweep.metric) is not None:
+                self.ss.study.tell(trial, float(row[self.sweep.metric]))
             elif state == "pruned":
                 self.ss.study.tell(trial, state=TrialState.PRUNED)
             elif state == "stopped":
@@ -223,7 +247,7 @@ class Worker:
             return "taken over"  # judged dead while it trained (a grace period too short for its epochs)
         self.done += 1
         if self.on_trial is not None:
-            self.on_trial(slot, len(sweep.trials), row)
+            self.on_trial(slot, len(self.sweep.trials), row)
         return state
 
     def _link(self, trial, slot: int, run_dir: Path) -> None:

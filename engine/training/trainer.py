@@ -427,9 +427,9 @@ class _Training:
     def _started(self, r: _Ready, history: list[dict[str, Any]], tuning: dict[str, Any] | None, fresh: bool) -> None:
         rt, splits = r.rt, r.splits
         params, _ = count_parameters(r.model)
-        self.folder.write_status(
+        self.status.write(  # through LiveStatus, so its later writes keep this message, not "starting"
             "running",
-            message="",
+            "",
             device=rt.describe(),
             precision=rt.precision,
             channels_last=rt.channels_last,

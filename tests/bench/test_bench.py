@@ -18,7 +18,8 @@ from engine.bench import reports as bench_reports
 from engine.bench import runner as bench_runner
 from engine.bench import targets as bench_targets
 from engine.cli import main as cli_main
-from engine.experiment.config import Experiment, apply_overrides
+from engine.experiment.config import Experiment
+from engine.experiment.overrides import apply_overrides
 from engine.experiment.presets import get_preset
 from tui import bench as ui_bench
 

@@ -23,7 +23,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
-from engine.experiment.config import ConfigError, Experiment, all_keys, apply_overrides, parse_value
+from engine.experiment.config import Experiment
+from engine.experiment.errors import ConfigError
+from engine.experiment.overrides import all_keys, apply_overrides, parse_value
 from engine.runfolder.folder import RunFolder
 from engine.runfolder.table import list_runs
 from tests.tiny import tiny_experiment

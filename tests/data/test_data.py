@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.data import splits as data
 from engine.data.datasets import cifar, folder, shapes, tiny_imagenet
 from engine.data.splits import DatasetMissing, DatasetUnusable, Splits, describe, load_splits
-from engine.data import splits as data
 from engine.experiment.config import DataConfig
 from tests.dataset_files import (
     accept_cifar,

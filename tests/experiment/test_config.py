@@ -2,7 +2,9 @@
 
 import pytest
 
-from engine.experiment.config import ConfigError, Experiment, apply_overrides, parse_value, validate_experiment
+from engine.experiment.config import Experiment, validate_experiment
+from engine.experiment.errors import ConfigError
+from engine.experiment.overrides import apply_overrides, parse_value
 
 
 def problems(data):

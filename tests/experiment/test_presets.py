@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.experiment.config import ConfigError, Experiment, apply_overrides
+from engine.experiment.config import Experiment
+from engine.experiment.errors import ConfigError
+from engine.experiment.overrides import apply_overrides
 from engine.experiment.preset_files import preset_cards
 from engine.experiment.presets import UnknownPreset, get_preset, load_experiment_source, load_presets, save_user_preset
 from engine.experiment.sweep_plan import plan_trials

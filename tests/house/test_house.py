@@ -1,5 +1,6 @@
-"""The house's structure: no module of engine/ or tui/ sits in an import cycle, and the README's layout
-names every one of them (a module added without a word there fails here).
+"""The house's structure: no module of engine/ or tui/ sits in an import cycle, docs/design.md's layout
+names every one of them, and the README's layout names every folder (a module or a folder added
+without its word there fails here).
 
 import-linter's acyclic-siblings contract (run by CI) looks at packages; this looks at every module,
 counting imports made inside functions, which is where cycles hide in a lazily importing codebase.
@@ -67,18 +68,64 @@ def test_the_cycle_finder_finds_a_cycle():
     assert _cycles(graph, {"pkg.a", "pkg.b", "pkg.c"}) == [["pkg.a", "pkg.b"]]
 
 
-def layout_words() -> set[str]:
-    text = (ROOT / "README.md").read_text()
-    block = text.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"[a-z_]+", block))
+PACKAGES = ("engine", "tui")
 
 
-def test_every_module_is_named_in_the_readme_layout():
-    words = layout_words()
-    missing = [
-        str(path.relative_to(ROOT))
-        for package in ("engine", "tui")
-        for path in sorted((ROOT / package).rglob("*.py"))
-        if path.stem not in ("__init__", "__main__") and path.stem not in words
+def layout_block(doc: Path) -> str:
+    """The text of a markdown file's "## Layout" section, up to the next "## " heading."""
+    text = doc.read_text()
+    assert "## Layout\n" in text, f"{doc.relative_to(ROOT)} has no '## Layout' section"
+    return text.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+
+
+def layout_words(doc: Path) -> set[str]:
+    return set(re.findall(r"[a-z_]+", layout_block(doc)))
+
+
+def unnamed_modules(root: Path, words: set[str]) -> list[str]:
+    """Every module file under root's packages whose name is not among the words."""
+    return [
+        path.relative_to(root).as_posix()
+        for package in PACKAGES
+        for path in sorted((root / package).rglob("*.py"))
+        if "__pycache__" not in path.parts and path.stem != "__init__" and path.stem not in words
     ]
-    assert not missing, f"README's layout does not name: {missing}"
+
+
+def unnamed_folders(root: Path, block: str) -> list[str]:
+    """Every folder of Python files under root's packages (the packages included) whose path, as
+    `engine/data/`, is not written in the block."""
+    folders = sorted(
+        {
+            path.parent.relative_to(root).as_posix() + "/"
+            for package in PACKAGES
+            for path in (root / package).rglob("*.py")
+            if "__pycache__" not in path.parts
+        }
+    )
+    written = set(re.findall(r"[a-z_]+(?:/[a-z_]+)*/", block))
+    return [folder for folder in folders if folder not in written]
+
+
+def test_every_module_is_named_in_the_design_layout():
+    missing = unnamed_modules(ROOT, layout_words(ROOT / "docs" / "design.md"))
+    assert not missing, f"docs/design.md's layout does not name: {missing}"
+
+
+def test_every_folder_is_named_in_the_readme_layout():
+    missing = unnamed_folders(ROOT, layout_block(ROOT / "README.md"))
+    assert not missing, f"README's layout does not name the folders: {missing}"
+
+
+def test_a_module_or_folder_without_its_word_is_found(tmp_path):
+    for name in ("engine/__init__.py", "engine/old.py", "engine/new/__init__.py", "engine/new/fresh.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "tui").mkdir()
+    (tmp_path / "tui" / "__init__.py").write_text("")
+    block = "    engine/   old\n    tui/      the console\n"
+    assert unnamed_modules(tmp_path, set(re.findall(r"[a-z_]+", block))) == ["engine/new/fresh.py"]
+    assert unnamed_folders(tmp_path, block) == ["engine/new/"]
+    # a folder's name alone is not enough: its path is what the README writes
+    assert unnamed_folders(tmp_path, block + "    new    a new folder\n") == ["engine/new/"]
+    assert unnamed_folders(tmp_path, block + "      engine/new/  a new folder\n") == []

@@ -11,7 +11,7 @@ import torch
 
 from engine.cli import main
 from engine.data.splits import describe
-from engine.experiment.config import apply_overrides
+from engine.experiment.overrides import apply_overrides
 from engine.experiment.presets import find_preset
 from engine.insight.lr_find import lr_at, lr_find, smooth, suggest
 from engine.insight.lr_find_text import target_field

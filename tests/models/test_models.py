@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.experiment.config import ARCHS, ConfigError, ModelConfig
+from engine.experiment.config import ARCHS, ModelConfig
+from engine.experiment.errors import ConfigError
 from engine.models import BUILDERS, WeightsUnavailable, build_model, count_parameters
 
 SIZE = {arch: info["input"] or 32 for arch, info in ARCHS.items()}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.experiment.config import ConfigError
+from engine.experiment.errors import ConfigError
 from engine.export.csv_rows import write_csv
 from engine.export.records import read_record
 from engine.runfolder.folder import RunFolder

@@ -9,12 +9,14 @@ import pytest
 from engine.cli import main
 from engine.cli.sweep import parse_grid_arg, parse_random_arg
 from engine.events import BatchProgress, RunHandle, RunStarted
-from engine.experiment.config import ConfigError, Experiment
+from engine.experiment.config import Experiment
+from engine.experiment.errors import ConfigError
 from engine.experiment.sweep_plan import plan_trials
 from engine.runfolder.folder import RunFolder
 from engine.runfolder.table import list_runs
 from engine.sweeps import folder as sw
 from engine.sweeps.folder import Sweep, results_table, write_csv
+from engine.sweeps.plan import Workers
 from engine.sweeps.runner import resume_sweep, run_sweep
 from tests.tiny import tiny_experiment
 
@@ -222,9 +224,9 @@ def test_a_tiny_grid_sweep_runs_stops_resumes_and_tabulates(tmp_path, capsys):
         runs_dir=tmp_path / "runs",
         grid=grid,
         preset="shapes-demo",
-        listener=listener,
-        handle=handle,
-        on_trial=lambda i, n, row: lines.append((i, n, row["state"])),
+        workers=Workers(
+            listener=listener, handle=handle, on_trial=lambda i, n, row: lines.append((i, n, row["state"]))
+        ),
     )
     assert first.state == "stopped" and "--resume" in first.message
     assert lines == [(1, 4, "finished"), (2, 4, "stopped")]
@@ -263,7 +265,7 @@ def test_a_tiny_grid_sweep_runs_stops_resumes_and_tabulates(tmp_path, capsys):
     shown = " ".join(capsys.readouterr().out.split())
     assert "test figures from the last checkpoint" in shown and "shapes-demo" in shown and "accuracy per class" in shown
     # nothing left to do: resuming again runs nothing
-    again = resume_sweep(first.path, on_trial=lambda *a: pytest.fail("a finished trial ran again"))
+    again = resume_sweep(first.path, Workers(on_trial=lambda *a: pytest.fail("a finished trial ran again")))
     assert again.state == "finished"
 
 

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from engine.cli import main
 from engine.sweeps import study as st
 from engine.sweeps.folder import Sweep
+from engine.sweeps.plan import Workers
 from engine.sweeps.runner import STORAGE_ENV, create_sweep, run_sweep
 from tests.tiny import tiny_experiment
 
@@ -90,8 +91,7 @@ def test_two_workers_share_a_study_in_postgresql(tmp_path, postgres_url):
         tiny_experiment(**SMALL),
         runs_dir=tmp_path / "runs",
         grid={"optim.lr": [0.05, 0.02], "optim.momentum": [0.9, 0.5]},
-        workers=2,
-        storage_url=postgres_url,
+        workers=Workers(count=2, storage_url=postgres_url),
     )
     assert result.state == "finished", result.message
     assert not (result.path / st.JOURNAL_FILE).exists()  # the study is in the database

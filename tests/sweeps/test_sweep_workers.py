@@ -19,6 +19,7 @@ from engine.runfolder.folder import RunFolder
 from engine.runfolder.table import list_runs, read_run
 from engine.sweeps import study as st
 from engine.sweeps.folder import Sweep, results_table
+from engine.sweeps.plan import Workers
 from engine.sweeps.runner import create_sweep, join_sweep, resume_sweep, run_sweep, worker_command
 from engine.sweeps.worker import TRIAL_LINK
 from tests.tiny import tiny_experiment
@@ -70,8 +71,7 @@ def test_two_worker_processes_run_a_six_point_grid_each_trial_once(tmp_path):
         runs_dir=tmp_path / "runs",
         grid=GRID6,
         preset="shapes-demo",
-        workers=2,
-        on_trial=lambda i, n, row: lines.append((i, n, row["state"])),
+        workers=Workers(count=2, on_trial=lambda i, n, row: lines.append((i, n, row["state"]))),
     )
     assert result.state == "finished", result.message
     assert sorted(lines) == [(i, 6, "finished") for i in range(1, 7)]  # each slot told once, as it ended
@@ -120,7 +120,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_resumed_by_another(tmp_path):
 
     started = []
     joined, state = join_sweep(
-        sweep.path, grace_s=3, listener=lambda ev: started.append(ev) if isinstance(ev, RunStarted) else None
+        sweep.path, Workers(grace_s=3, listener=lambda ev: started.append(ev) if isinstance(ev, RunStarted) else None)
     )
     assert state == "finished"
     assert len(started) == 1 and started[0].start_epoch >= 1  # resumed from the checkpoint, not from scratch

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler as tl
 
-from engine.experiment.config import ConfigError, OptimConfig, Phase, ScheduleConfig, TrainConfig
+from engine.experiment.config import OptimConfig, Phase, ScheduleConfig, TrainConfig
+from engine.experiment.errors import ConfigError
 from engine.training.optim import LRSchedule, build_optimizer, phase_at, set_trainable
 
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Select, Switch
 
-from engine.experiment.config import Experiment, all_keys, flatten, parse_value
+from engine.experiment.config import Experiment
+from engine.experiment.overrides import all_keys, flatten, parse_value
 from engine.experiment.schema import describe_bounds, field_specs, inline_toml, locate_problems, spec_for
 from tui.widgets.config_form import CHANGED_MARK, ConfigForm
 

@@ -24,7 +24,8 @@ from typing import Any
 from textual import on
 from textual.message import Message
 
-from engine.experiment.config import Experiment, apply_overrides
+from engine.experiment.config import Experiment
+from engine.experiment.overrides import apply_overrides
 from tui.app import CnnlabApp
 
 TICK_S = 0.010

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
-from engine.experiment.config import flatten
+from engine.experiment.overrides import flatten
 from engine.insight.seed_groups import band, seed_groups
 from engine.runfolder.folder import RunFolder
 from engine.runfolder.table import RunInfo

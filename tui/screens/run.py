@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from engine.experiment.presets import Preset
     from tui.training import ActiveRun
 
-REDRAW_EVERY_S = 1.0  # bars and figures: once a second (each repaint of the screen holds the GIL ~5 ms)
-CHART_EVERY_S = 2.0  # a rebuild of the three charts (~5 ms each) every two seconds at most
+REDRAW_EVERY_S = 1.0  # bars and figures: once a second (each repaint holds the GIL the trainer needs)
+CHART_EVERY_S = 2.0  # a rebuild of the three charts every two seconds at most, for the same reason
 FOLLOW_EVERY_S = 1.0  # a run folder written by another process is re-read this often
 
 

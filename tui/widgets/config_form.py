@@ -23,7 +23,9 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
-from engine.experiment.config import ConfigError, Experiment, flatten, unused_fields, validate_experiment
+from engine.experiment.config import Experiment, unused_fields, validate_experiment
+from engine.experiment.errors import ConfigError
+from engine.experiment.overrides import flatten
 from engine.experiment.schema import FieldSpec, field_specs, locate_problems, sections
 
 CHANGED_MARK = "●"
@@ -239,7 +241,7 @@ class ConfigForm(Widget):
         return data
 
     def set_values(self, values: dict[str, Any]) -> None:
-        """Set fields by dotted key (JSON-style values, as engine.experiment.config.flatten gives them)."""
+        """Set fields by dotted key (JSON-style values, as engine.experiment.overrides.flatten gives them)."""
         with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
             for key, value in values.items():
                 raw = self._raw_of(self._spec[key], value)

@@ -18,7 +18,8 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from engine.experiment.config import Experiment, describe_errors
+from engine.experiment.config import Experiment
+from engine.experiment.errors import describe_errors
 from engine.experiment.schema import FieldSpec, spec_for
 from engine.sweeps.launch import SweepLaunch
 
@@ -89,7 +90,7 @@ class SweepForm(VerticalScroll):
         try:
             launch = SweepLaunch.model_validate(values)
         except ValidationError as err:
-            launch, problems = None, describe_errors(err)
+            launch, problems = None, describe_errors(err, SweepLaunch)
         else:
             problems = launch.check(self.experiment)
             launch = None if problems else launch
