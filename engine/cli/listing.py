@@ -10,6 +10,7 @@ import argparse
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from engine.cli.exits import EXIT_OK, UsageError
 from engine.cli.options import runs_dir
@@ -111,7 +112,8 @@ def cmd_keys(args) -> int:
     defaults = Experiment().model_dump(mode="json")
     for key, info in all_keys():
         section, name = key.split(".")
-        table.add_row(key, repr(defaults[section][name]), accepts(info), info.description or "")
+        # plain Text, not markup: a help that names an extra (`cnnlab[tensorboard]`) prints it whole
+        table.add_row(key, Text(repr(defaults[section][name])), Text(accepts(info)), Text(info.description or ""))
     print_table(table)
     return EXIT_OK
 

@@ -90,6 +90,15 @@ def test_presets_and_keys_list_without_importing_torch():
     assert q.stdout.strip().endswith("False"), q.stdout[-300:] + q.stderr
 
 
+def test_keys_print_a_help_that_names_an_extra_whole(capsys):
+    """A help text with square brackets (`cnnlab[tensorboard]`) is words, not rich markup."""
+    from engine.cli import main
+
+    assert main(["keys"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("train.tensorboard"))
+    assert "cnnlab[tensorboard]" in line, line
+
+
 def test_ctrl_c_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
