@@ -1,7 +1,7 @@
 """The bridge between the console and the engine's trainer: the run being trained and its thread.
 
-The trainer blocks, so it runs in a Textual thread worker that the app starts (tui/app.py,
-`start_run`). Torch is imported there, inside the worker, never when the console starts. Every
+The trainer blocks, so it runs in a Textual thread worker that the console's launcher starts
+(tui/launcher.py). Torch is imported there, inside the worker, never when the console starts. Every
 engine event goes into the run's one RunState (tui/run_state.py) on the training thread, so the
 state is known whatever screen is up; the run's start and end are also posted to the app as
 Textual messages (`post_message` is thread-safe). Control goes the other way through the engine's
@@ -44,7 +44,7 @@ class ActiveRun:
         self.resume_dir = Path(resume_dir) if resume_dir is not None else None
         self.model = RunState.for_experiment(exp, run_id=self.resume_dir.name if self.resume_dir else "")
         self.handle = RunHandle()
-        self.screen: Screen | None = None  # set by the app once it has made the run's screen
+        self.screen: Screen | None = None  # set by the launcher once it has made the run's screen
         self.result: Any = None
         self._done = threading.Event()
 

@@ -23,11 +23,12 @@ from typing import Any
 from engine.cli.exits import EXIT_OK, EXIT_USAGE, CommandFailed, UsageError, exit_code
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out
+from engine.processes.terminal import silence_output
 from engine.runfolder.folder import user_presets_dir
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
-    from engine.experiment.config import parse_value
+    from engine.experiment.overrides import parse_value
 
     overrides = {}
     for pair in pairs or []:
@@ -40,7 +41,8 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 def resolve_experiment(source: str, sets: list[str], data_dir: str | None, runs: Path):
     """A preset name or TOML file, with `--set` overrides and `--data-dir`, validated: (experiment, preset or None)."""
-    from engine.experiment.config import apply_overrides, unused_fields
+    from engine.experiment.config import unused_fields
+    from engine.experiment.overrides import apply_overrides
     from engine.experiment.presets import load_experiment_source
 
     exp, preset = load_experiment_source(source, user_presets_dir(runs))
@@ -71,7 +73,7 @@ class StopOnSignals:
 
     def _on_signal(self, signum, _frame):
         if signum == signal.SIGHUP:
-            _silence_output()
+            silence_output()
         if self.handle.stop_requested:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
@@ -90,16 +92,6 @@ class StopOnSignals:
 
 
 StopOnInterrupt = StopOnSignals  # the name `cnnlab sweep` knows it by
-
-
-def _silence_output() -> None:
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
-        os.dup2(null, 2)
-        os.close(null)
-    except OSError:
-        pass
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:

@@ -1,6 +1,8 @@
 """What an experiment is: every hyperparameter cnnlab knows, with its type, range, default,
-title and help text. The console builds its form from this module alone, the CLI validates
-`--set` against it, presets and run folders are read and written through it.
+title and help text. The console's form is generated from these fields alone, the CLI validates
+`--set` against them, presets and run folders are read and written through them. What a config
+that does not validate says is engine/experiment/errors.py's; the dotted keys `--set` speaks
+(`optim.lr`) are engine/experiment/overrides.py's.
 
 No torch import here: `cnnlab presets`, `cnnlab runs` and the console's first screen stay fast.
 """
@@ -14,6 +16,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from engine.experiment import toml_files
+from engine.experiment.errors import ConfigError, describe_errors
 
 # Facts about the datasets that validation and a dry run need without loading anything;
 # train_images: the training set before any split (None: a folder's own count).
@@ -551,105 +554,9 @@ def unused_fields(exp: Experiment) -> dict[str, str]:
     return unused
 
 
-SHOWN_PROBLEMS = 10  # a file of a million unknown keys is summarised: the first few, then a count
-
-
-class ConfigError(ValueError):
-    """A config that does not validate, with messages that name each field."""
-
-    def __init__(self, problems: list[tuple[str, str]], source: str | None = None):
-        self.problems = problems
-        self.source = source
-        where = f"{source}: " if source else ""
-        shown = "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems[:SHOWN_PROBLEMS])
-        more = len(problems) - SHOWN_PROBLEMS
-        super().__init__(where + shown + (f"; and {more} more problems" if more > 0 else ""))
-
-
-def describe_errors(err: ValidationError) -> list[tuple[str, str]]:
-    """Turn pydantic's errors into (field path, message) pairs a person can act on."""
-    out = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"]
-        if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a dataclass's
-            msg = f"unknown key; {_known_keys_hint(e['loc'])}"
-        elif e["type"] == "literal_error":
-            msg = "must be one of " + e.get("ctx", {}).get("expected", "").replace("'", "")
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-            # Cross-field errors name their field first ("schedule.max_lr: ..."): use it as the location.
-            head, sep, rest = msg.partition(": ")
-            if sep and "." in head and " " not in head:
-                loc, msg = head, rest
-        out.append((loc, msg))
-    return out
-
-
-def _known_keys_hint(loc: tuple) -> str:
-    model: type[BaseModel] = Experiment
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None) if field else None
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        else:
-            return "see `cnnlab keys`"
-    return "known keys: " + ", ".join(model.model_fields)
-
-
 def validate_experiment(data: dict[str, Any], source: str | None = None) -> Experiment:
+    """The experiment `data` holds; a ConfigError naming `source` and each field when it does not validate."""
     try:
         return Experiment.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(describe_errors(err), source) from None
-
-
-def parse_value(text: str) -> Any:
-    """A `--set` value: TOML syntax when it parses (numbers, booleans, lists), else a plain string.
-    A ValueError for a value nested too deeply for the parser (no field takes more than two levels)."""
-    try:
-        return toml_files.loads(f"v = {text}")["v"]
-    except toml_files.TomlError as err:
-        if "nested too deeply" in err.problem:
-            raise ValueError(
-                f"the value {text[:20]}… is nested too deeply: no field takes more than lists of lists"
-            ) from None
-        return text
-
-
-def apply_overrides(exp: Experiment, overrides: dict[str, Any]) -> Experiment:
-    """Return a validated copy with dotted keys (`optim.lr`) set; errors name the key."""
-    data = exp.model_dump(mode="json")
-    problems = []
-    for key, value in overrides.items():
-        section, _, field = key.partition(".")
-        if section not in Experiment.model_fields or not field or "." in field:
-            sections = ", ".join(Experiment.model_fields)
-            problems.append((key, f"unknown key; use SECTION.FIELD with a section of {sections}"))
-            continue
-        if field not in Experiment.model_fields[section].annotation.model_fields:
-            problems.append((key, f"unknown key; {_known_keys_hint((section, field))}"))
-            continue
-        data[section][field] = None if value == "" else value
-    if problems:
-        raise ConfigError(problems)
-    return validate_experiment(data)
-
-
-def flatten(exp: Experiment) -> dict[str, Any]:
-    """`{"optim.lr": 0.01, ...}`: what the runs table, compare and sweeps read."""
-    out = {}
-    for section, values in exp.model_dump(mode="json").items():
-        for k, v in values.items():
-            out[f"{section}.{k}"] = v
-    return out
-
-
-def all_keys() -> list[tuple[str, Any]]:
-    """Every dotted key with its pydantic FieldInfo, in form order."""
-    keys = []
-    for section, f in Experiment.model_fields.items():
-        for name, info in f.annotation.model_fields.items():
-            keys.append((f"{section}.{name}", info))
-    return keys
+        raise ConfigError(describe_errors(err, Experiment), source) from None
