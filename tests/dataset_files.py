@@ -4,6 +4,9 @@
     write_cifar100(root, n_train=50, n_test=10)                root/cifar-100-python/
     write_tiny_imagenet(root, classes=3, per_class=4)          root/tiny-imagenet-200/ (JPEGs, val annotations)
     write_image_folder(root, classes=("a", "b"), per_class=3)  root/train/<class>/*.png (+ val/, test/)
+    write_mnist(root, folder="MNIST", n_train=60, n_test=20)    root/<folder>/raw/*-idx?-ubyte (or .gz)
+    write_svhn(root, n_train=60, n_test=20)                    root/train_32x32.mat, test_32x32.mat
+    write_stl10(root, n_train=30, n_test=20)                   root/stl10_binary/*.bin, class_names.txt
 
 Each returns what it wrote (a dataclass), so a test can compare what it loads against it.
 torchvision checks the MD5 of every CIFAR file against the real dataset's; `accept_cifar(monkeypatch,
@@ -12,8 +15,10 @@ written)` points those checks at the fixture's own checksums for the length of o
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import pickle
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,3 +241,105 @@ def write_image_folder(
                 Image.fromarray(img).save(p)
                 out[split][name].append((p, img))
     return ImageFolderFiles(Path(root), ordered, out)
+
+
+# --- torchvision's other sets: idx (the MNIST family), SVHN's .mat, STL-10's binary -------------------
+
+
+@dataclass
+class ArrayFiles:
+    """What a set written from arrays holds, in file order: images (N, C, H, W) uint8 as the loader
+    should hand them back, labels 0-based."""
+
+    paths: list[Path]
+    train_images: np.ndarray
+    train_labels: list[int]
+    test_images: np.ndarray
+    test_labels: list[int]
+    class_names: list[str]
+
+
+def grey_images(rng: np.random.Generator, labels: list[int], size: int = 28) -> np.ndarray:
+    """(N, 1, size, size) uint8: a grey level per class plus noise, and a bright stripe whose row is
+    the class too, so that rows and columns are told apart."""
+    n = len(labels)
+    level = np.array([20 + 22 * y for y in labels], dtype=np.int16)[:, None, None, None]
+    out = np.clip(level + rng.integers(-8, 9, (n, 1, size, size)), 0, 255).astype(np.uint8)
+    for i, y in enumerate(labels):
+        out[i, 0, 2 + 2 * y, :] = 255
+    return out
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An idx file of unsigned bytes: 0, 0, 0x08, the number of dimensions, each as big-endian int32."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_mnist(
+    root: Path, folder: str = "MNIST", n_train: int = 60, n_test: int = 20, gz: bool = False, seed: int = 0
+) -> ArrayFiles:
+    """root/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte, gzipped with gz (as downloaded)."""
+    rng = np.random.default_rng(seed)
+    raw = Path(root) / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    train_labels = [int(v) for v in rng.integers(0, 10, n_train)]
+    test_labels = [int(v) for v in rng.integers(0, 10, n_test)]
+    train, test = grey_images(rng, train_labels), grey_images(rng, test_labels)
+    paths = []
+    for prefix, images, labels in (("train", train, train_labels), ("t10k", test, test_labels)):
+        for name, array in (
+            (f"{prefix}-images-idx3-ubyte", images[:, 0]),  # idx: (N, 28, 28), no channel axis
+            (f"{prefix}-labels-idx1-ubyte", np.array(labels, dtype=np.uint8)),
+        ):
+            data = idx_bytes(array)
+            path = raw / (name + ".gz" if gz else name)
+            path.write_bytes(gzip.compress(data) if gz else data)
+            paths.append(path)
+    return ArrayFiles(paths, train, train_labels, test, test_labels, [str(d) for d in range(10)])
+
+
+def write_svhn(root: Path, n_train: int = 60, n_test: int = 20, seed: int = 0) -> ArrayFiles:
+    """root/train_32x32.mat and test_32x32.mat: X uint8 (32, 32, 3, N), y (N, 1) with 10 for the digit 0."""
+    import scipy.io
+
+    rng = np.random.default_rng(seed)
+    Path(root).mkdir(parents=True, exist_ok=True)
+    train_labels = [int(v) for v in rng.integers(0, 10, n_train)]
+    test_labels = [int(v) for v in rng.integers(0, 10, n_test)]
+    train, test = _images(rng, train_labels, 32), _images(rng, test_labels, 32)  # (N, H, W, 3)
+    paths = []
+    for name, images, labels in (("train_32x32.mat", train, train_labels), ("test_32x32.mat", test, test_labels)):
+        y = np.array([[10 if v == 0 else v] for v in labels], dtype=np.uint8)
+        path = Path(root) / name
+        scipy.io.savemat(path, {"X": images.transpose(1, 2, 3, 0), "y": y})
+        paths.append(path)
+    chw = (train.transpose(0, 3, 1, 2), test.transpose(0, 3, 1, 2))
+    return ArrayFiles(paths, chw[0], train_labels, chw[1], test_labels, [str(d) for d in range(10)])
+
+
+STL10_NAMES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+
+
+def write_stl10(root: Path, n_train: int = 30, n_test: int = 20, names=STL10_NAMES, seed: int = 0) -> ArrayFiles:
+    """root/stl10_binary/{train,test}_{X,y}.bin and class_names.txt: each image 3 planes of 96x96
+    bytes stored column by column, labels 1..10 one byte each."""
+    rng = np.random.default_rng(seed)
+    base = Path(root) / "stl10_binary"
+    base.mkdir(parents=True, exist_ok=True)
+    train_labels = [int(v) for v in rng.integers(0, 10, n_train)]
+    test_labels = [int(v) for v in rng.integers(0, 10, n_test)]
+    train, test = _images(rng, train_labels, 96), _images(rng, test_labels, 96)
+    # A diagonal-free mark in the top rows, so that a transposed read would show.
+    train[:, :4, :, :] = 255
+    test[:, :4, :, :] = 255
+    paths = []
+    for part, images, labels in (("train", train, train_labels), ("test", test, test_labels)):
+        xs, ys = base / f"{part}_X.bin", base / f"{part}_y.bin"
+        xs.write_bytes(np.ascontiguousarray(images.transpose(0, 3, 2, 1)).tobytes())  # (N, C, W, H) on disk
+        ys.write_bytes(bytes(v + 1 for v in labels))
+        paths += [xs, ys]
+    (base / "class_names.txt").write_text("".join(n + "\n" for n in names))
+    paths.append(base / "class_names.txt")
+    chw = (train.transpose(0, 3, 1, 2), test.transpose(0, 3, 1, 2))
+    return ArrayFiles(paths, chw[0], train_labels, chw[1], test_labels, list(names))

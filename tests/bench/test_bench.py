@@ -28,6 +28,7 @@ def _positive(stats: dict) -> bool:
     return stats["median"] > 0 and all(v > 0 for v in stats["runs"])
 
 
+@pytest.mark.slow
 def test_engine_bench_end_to_end(capsys):
     code = cli_main(["bench", "--models", "simplecnn", "--steps", "2", "--repeats", "1", "--warmup", "1", "--json"])
     assert code == 0
@@ -141,6 +142,7 @@ def test_bench_cli_usage_errors(capsys):
     assert cli_main(["bench", "--steps", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_ui_bench_end_to_end(capsys):
     code = ui_bench.main(["--ui", "--starts", "1", "--repeats", "1", "--images", "320", "--epochs", "1", "--json"])
     assert code == 0

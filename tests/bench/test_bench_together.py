@@ -13,6 +13,7 @@ from engine.bench import together as bench_together
 from engine.cli import main as cli_main
 
 
+@pytest.mark.slow
 def test_together_two_runs_two_processes_and_reports_a_total_and_a_ratio(capsys):
     argv = ["bench", "--together", "2", "--batch", "32", "--images", "128", "--epochs", "2", "--repeats", "1"]
     assert cli_main([*argv, "--json"]) == 0

@@ -18,6 +18,7 @@ from engine.bench import render as bench_render
 from engine.bench import targets as bench_targets
 from engine.cli import main as cli_main
 from engine.compute.device import select_runtime
+from engine.models.flops import forward_flops
 from engine.training import autotune
 
 
@@ -27,6 +28,7 @@ def _tiny_bench(capsys, *extra: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_pure_compute_in_every_candidate_of_the_probe_and_the_best_of_them(capsys):
     result = _tiny_bench(capsys)
     (row,) = result["models"]
@@ -77,6 +79,7 @@ def test_pure_compute_in_every_candidate_of_the_probe_and_the_best_of_them(capsy
         assert words in text, words
 
 
+@pytest.mark.slow
 def test_the_bench_times_the_candidates_autotune_gives(capsys, monkeypatch):
     """Whatever autotune.candidates says is what the bench times: two fp32 layouts here."""
     two = [autotune.Candidate("fp32", True), autotune.Candidate("fp32", False)]
@@ -86,6 +89,7 @@ def test_the_bench_times_the_candidates_autotune_gives(capsys, monkeypatch):
     assert set(row["ceiling"]["matmul"]) == {"fp32"}
 
 
+@pytest.mark.slow
 def test_a_batch_above_eight_has_no_small_batch_line(capsys):
     argv = ["bench", "--model", "simplecnn", "--batch", "16", "--steps", "1", "--repeats", "1", "--warmup", "0"]
     assert cli_main([*argv, "--json"]) == 0
@@ -95,13 +99,13 @@ def test_a_batch_above_eight_has_no_small_batch_line(capsys):
 
 def test_flops_of_one_layer_equal_a_hand_count():
     linear = nn.Sequential(nn.Flatten(), nn.Linear(10, 5))
-    assert bench_ceiling.forward_flops(linear, (10,)) == 2 * 10 * 5  # a multiply-add counts two
+    assert forward_flops(linear, (10,)) == 2 * 10 * 5  # a multiply-add counts two
     conv = nn.Conv2d(3, 8, kernel_size=3, padding=1)
     # Every one of 8x8 outputs of 8 channels sums 3x3x3 products.
-    assert bench_ceiling.forward_flops(conv, (3, 8, 8)) == 2 * (8 * 8 * 8) * (3 * 3 * 3)
+    assert forward_flops(conv, (3, 8, 8)) == 2 * (8 * 8 * 8) * (3 * 3 * 3)
     assert conv.training  # the count leaves the model's mode as it found it
     both = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
-    assert bench_ceiling.forward_flops(both, (3, 8, 8)) == 2 * 512 * 27 + 2 * 512 * 10
+    assert forward_flops(both, (3, 8, 8)) == 2 * 512 * 27 + 2 * 512 * 10
 
 
 def test_ceiling_takes_the_fastest_precision_and_three_forwards():

@@ -61,12 +61,14 @@ def test_unknown_preset_lists_the_known_ones():
     assert p.returncode == 2 and "shapes-demo" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_parameter_count():
     p = cnnlab("run", "shapes-demo", "--dry-run")
     assert p.returncode == 0, p.stderr
     assert "parameters" in p.stdout and "(2, 10)" in p.stdout
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_a_short_message(tmp_path):
     p = cnnlab(
         "run",
@@ -99,6 +101,7 @@ def test_keys_print_a_help_that_names_an_extra_whole(capsys):
     assert "cnnlab[tensorboard]" in line, line
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -90,6 +90,7 @@ def test_bench_ui_from_the_engine_says_which_commands_run_it_and_they_do():
     assert r.returncode == 0 and "usage: cnnlab bench --ui" in r.stdout
 
 
+@pytest.mark.slow
 def test_dry_run_of_a_pretrained_preset_downloads_nothing_and_says_where_the_weights_are(tmp_path):
     torch_home = Path(os.environ["TORCH_HOME"])  # an empty folder of this test's (conftest)
     p = cnnlab("run", "resnet50-pretrained-cifar100", "--dry-run")
@@ -111,6 +112,7 @@ def test_dry_run_of_a_pretrained_preset_downloads_nothing_and_says_where_the_wei
     ],
     ids=["missing dataset", "missing weights"],
 )
+@pytest.mark.slow
 def test_bad_data_or_weights_exit_2_from_a_run_as_from_its_dry_run(tmp_path, sets):
     args = ["run", "shapes-demo", *sets, "--runs-dir", str(tmp_path / "runs")]
     dry = cnnlab(*args, "--dry-run")

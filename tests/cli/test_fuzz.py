@@ -236,6 +236,7 @@ def _mutate(name: str, good: bytes, key: str, value) -> bytes:
     cut=st.integers(min_value=0, max_value=400),
     mutate=st.none() | st.tuples(st.sampled_from(MUTATED_KEYS), json_values),
 )
+@pytest.mark.slow
 @example(name="status.json", content=bytes(range(256)), cut=400, mutate=None)
 @example(name="status.json", content=b"[1, 2]", cut=400, mutate=None)
 @example(name="status.json", content=b'{"state": "running", "pid": "1234"}', cut=400, mutate=None)

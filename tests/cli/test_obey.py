@@ -10,6 +10,8 @@ import os
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from engine.runfolder.lock import RunLocked, is_held
 from engine.training.trainer import resume_run, run_experiment
 from tests.child_processes import cnnlab, kill, progress, start, status, the_run, wait_for
@@ -24,6 +26,7 @@ def long_enough(tmp_path, **overrides):
     return cfg
 
 
+@pytest.mark.slow
 def test_pause_continue_stop_from_another_process_then_resume_finishes(tmp_path):
     runs = tmp_path / "runs"
     proc = start("run", str(long_enough(tmp_path)), "--runs-dir", str(runs), runs=runs)
@@ -79,6 +82,7 @@ def test_pause_continue_stop_from_another_process_then_resume_finishes(tmp_path)
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]  # each epoch once
 
 
+@pytest.mark.slow
 def test_a_second_resume_is_refused_naming_the_process_that_holds_the_run(tmp_path):
     runs = tmp_path / "runs"
     exp = tiny_experiment(**{"data.train_subset": 2048, "train.batch_size": 32, "train.epochs": 1})
@@ -113,6 +117,7 @@ def test_commands_to_a_run_that_is_not_running_say_so(tmp_path):
     assert out.returncode == 2 and "not a run folder" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_detached_run_outlives_its_starter_and_obeys_the_channel(tmp_path):
     runs = tmp_path / "runs"
     out = cnnlab("run", str(long_enough(tmp_path)), "--runs-dir", str(runs), "--detach", runs=runs)
@@ -135,6 +140,7 @@ def test_a_detached_run_outlives_its_starter_and_obeys_the_channel(tmp_path):
     assert "stop asked by `cnnlab stop`" in " ".join((run_dir / "output.log").read_text().split())
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_trained_on_and_the_config_says_what_became_of_the_schedule(tmp_path):
     runs = tmp_path / "runs"
     exp = tiny_experiment(**{"data.train_subset": 256, "schedule.name": "cosine"})

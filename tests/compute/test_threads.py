@@ -127,6 +127,7 @@ def test_a_fixed_count_is_taken_as_asked(claims, two_cores):
         other.wait()
 
 
+@pytest.mark.slow
 def test_a_run_records_its_threads_and_says_when_it_shares(claims, two_cores, tmp_path):
     other = _holder(claims)
     try:

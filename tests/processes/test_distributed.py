@@ -42,6 +42,7 @@ def two_ranks(script_args: list[str], runs: Path) -> subprocess.CompletedProcess
     return subprocess.run(argv, cwd=ROOT, env=env(runs), capture_output=True, text=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path):
     head_only = [{"epochs": 2, "train": "head", "lr": 0.1}]
     exp = tiny_experiment(**FIXED, **{"train.epochs": 2, "train.phases": head_only})
@@ -79,6 +80,7 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path):
     assert {"peak_memory_mb_rank0", "peak_memory_mb_rank1"} <= set(header)
 
 
+@pytest.mark.slow
 def test_two_devices_stop_inside_an_epoch_resume_and_learn_as_one(tmp_path):
     # Five epochs: at three, one process's val accuracy was still 0.36 on one CPU and 0.52 on two ranks
     # (the climb from chance starts at epoch 3 here), too early to compare how far each learned.
@@ -124,6 +126,7 @@ def _children(pid: int) -> list[int]:
     return [int(c) for c in text.split()]
 
 
+@pytest.mark.slow
 def test_a_rank_killed_mid_run_fails_the_run_within_seconds_resumable(tmp_path):
     runs = tmp_path / "runs"
     long = {**TINY, **FIXED, "train.epochs": 50, "train.batch_size": 16, "train.devices": 2}

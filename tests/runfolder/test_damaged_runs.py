@@ -196,6 +196,7 @@ def test_a_metrics_line_without_its_checkpoint_is_not_counted_done(tmp_path):
 # --- the console ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_runs_screen_lists_damaged_runs_beside_good_ones_and_never_crashes(tmp_path):
     from textual.widgets import DataTable
 

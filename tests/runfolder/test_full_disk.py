@@ -66,6 +66,7 @@ def assert_epoch_one_kept(folder: RunFolder) -> None:
         assert load_checkpoint(folder.checkpoints / name)["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_mid_run_fails_the_run_saying_so(small_disk):
     runs = small_disk / "runs"
 

@@ -198,6 +198,7 @@ def test_cli_plan_lists_a_presets_own_grid(tmp_path, capsys):
     assert "trial 1: train.batch_size=12, optim.lr=0.0001, optim.momentum=0.9, schedule.gamma=0.1" in out
 
 
+@pytest.mark.slow
 def test_a_tiny_grid_sweep_runs_stops_resumes_and_tabulates(tmp_path, capsys):
     """Shapes, 256 images, 1 epoch, a 2x2 grid; stopped during trial 2, then resumed from the CLI."""
     # fp32: bf16 autocast (precision "auto" on a CPU) is several times slower on CPUs without bf16 units;

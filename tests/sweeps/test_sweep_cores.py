@@ -51,6 +51,7 @@ def test_the_form_says_how_many_gpus_train_devices_can_take(monkeypatch):
     assert devices_seen() == "Here: no GPU seen; N devices are N processes sharing 2 cores."
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="core pinning is Linux's sched_setaffinity")
 def test_a_worker_pins_itself_and_sizes_its_pools_to_its_share():
     cpu = sorted(os.sched_getaffinity(0))[-1]

@@ -86,6 +86,7 @@ def postgres_url():
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_study_in_postgresql(tmp_path, postgres_url):
     result = run_sweep(
         tiny_experiment(**SMALL),
@@ -105,6 +106,7 @@ def test_two_workers_share_a_study_in_postgresql(tmp_path, postgres_url):
     assert {r["state"] for r in result.rows} == {"finished"}
 
 
+@pytest.mark.slow
 def test_a_worker_on_another_machine_joins_through_the_database(tmp_path, postgres_url, capsys):
     """Machine A makes the sweep and trains; machine B (another runs folder, no access to A's)
     joins with --storage and --study and trains slots into its own folder; A's table has them all."""

@@ -64,6 +64,7 @@ def _until(check, what: str, timeout: float = 120.0, proc: subprocess.Popen | No
     pytest.fail(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_two_worker_processes_run_a_six_point_grid_each_trial_once(tmp_path):
     lines = []
     result = run_sweep(
@@ -100,6 +101,7 @@ def test_two_worker_processes_run_a_six_point_grid_each_trial_once(tmp_path):
     assert len(shares) == 2 and len(set(shares)) == 2 and all("1 core" in s for s in shares), shares
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_has_its_trial_resumed_by_another(tmp_path):
     exp = tiny_experiment(**{**SMALL, "data.train_subset": 1024, "train.epochs": 3})
     sweep, ss = create_sweep(exp, runs_dir=tmp_path / "runs", grid={"optim.lr": [0.05]})
@@ -136,6 +138,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_resumed_by_another(tmp_path):
     assert len([p for p in sweep.path.iterdir() if (p / "config.toml").exists()]) == 1
 
 
+@pytest.mark.slow
 def test_join_from_a_second_process_shares_the_work(tmp_path, capsys):
     sweep, ss = create_sweep(
         tiny_experiment(**SMALL), runs_dir=tmp_path / "runs", grid={"optim.lr": [0.05, 0.02, 0.01, 0.005]}
@@ -167,6 +170,7 @@ def test_join_from_a_second_process_shares_the_work(tmp_path, capsys):
     assert "sweep results" in out
 
 
+@pytest.mark.slow
 def test_tpe_searches_a_random_range(tmp_path, capsys):
     lr = {"low": 0.001, "high": 0.1, "log": True}
     code = main(
@@ -190,6 +194,7 @@ def test_tpe_searches_a_random_range(tmp_path, capsys):
     assert sorted(r["optim.lr"] for r in rows) == sorted(lrs)
 
 
+@pytest.mark.slow
 def test_the_median_pruner_prunes_a_hopeless_trial(tmp_path, capsys):
     # two trials that learn, then one whose lr is far too low to move in its first epoch
     exp = tiny_experiment(**{**SMALL, "data.train_subset": 640, "data.test_split": 0.1, "train.epochs": 3})
@@ -212,6 +217,7 @@ def test_the_median_pruner_prunes_a_hopeless_trial(tmp_path, capsys):
     assert main(["show", str(result.path)]) == 0 and "pruned" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_stopping_the_sweep_stops_every_worker_and_resume_carries_on(tmp_path, capsys):
     exp = tiny_experiment(**{**SMALL, "data.train_subset": 2048, "train.epochs": 2})
     sweep, ss = create_sweep(exp, runs_dir=tmp_path / "runs", grid={"optim.lr": [0.05, 0.02, 0.01]})

@@ -73,6 +73,7 @@ def _run(exp, tmp_path, name):
     return result, status, events
 
 
+@pytest.mark.slow
 def test_the_probes_choice_is_used_and_kept_for_the_next_run(probing, tmp_path):
     exp = tiny_experiment(**{"train.epochs": 1})
     rule = select_runtime(exp.train)
@@ -102,6 +103,7 @@ def test_the_probes_choice_is_used_and_kept_for_the_next_run(probing, tmp_path):
     assert probing and len(json.loads(autotune.cache_path().read_text())["choices"]) == 2
 
 
+@pytest.mark.slow
 def test_again_measures_even_when_a_choice_is_kept(probing, tmp_path, monkeypatch):
     exp = tiny_experiment(**{"train.epochs": 1})
     _run(exp, tmp_path, "first")
@@ -111,6 +113,7 @@ def test_again_measures_even_when_a_choice_is_kept(probing, tmp_path, monkeypatc
     assert probing and status["autotune"]["cached"] is False
 
 
+@pytest.mark.slow
 def test_explicit_settings_are_obeyed_and_only_auto_is_measured(probing, tmp_path):
     exp = tiny_experiment(**{"train.epochs": 1, "train.precision": "bf16", "train.channels_last": "on"})
     _, status, _ = _run(exp, tmp_path, "fixed")
@@ -124,6 +127,7 @@ def test_explicit_settings_are_obeyed_and_only_auto_is_measured(probing, tmp_pat
     assert (status["precision"], status["channels_last"]) == ("bf16", False)
 
 
+@pytest.mark.slow
 def test_the_probe_leaves_the_run_as_the_same_settings_set_by_hand(probing, tmp_path):
     """The probe trains copies on its own random batches inside fork_rng: the run's weights and random
     streams are untouched, so it learns exactly what the chosen settings set by hand learn."""
@@ -186,6 +190,7 @@ def test_the_probe_times_a_smaller_batch_only_when_the_runs_would_not_fit():
     assert probe.plan({16: 0.09, 64: 0.18}, 2.0)[0] == 128  # a sixteenth of 90 ms an image would have said 32
 
 
+@pytest.mark.slow
 def test_the_probe_ranks_at_a_batch_where_fixed_costs_do_not_hide_the_fastest(probing, tmp_path, monkeypatch):
     """A ResNet on a 2-core CPU steps in the same time at batch 16 in every candidate (its fixed costs), and
     only at a larger batch does one pull ahead: the probe must time there. A clear loser is out after one step."""
@@ -241,6 +246,7 @@ def test_a_choice_is_kept_per_thread_count_and_per_onednn_cap(monkeypatch):
     assert autotune.cache_key(exp, rule, (3, 32, 32), 10, cands) == key + " | oneDNN AVX2"
 
 
+@pytest.mark.slow
 def test_bench_forget_empties_the_kept_choices(probing, tmp_path, capsys):
     _run(tiny_experiment(**{"train.epochs": 1}), tmp_path, "first")
     assert autotune.kept_choices()

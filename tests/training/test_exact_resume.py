@@ -46,6 +46,7 @@ def same_curve(a: list[dict], b: list[dict]) -> None:
             assert x[k] == pytest.approx(y[k], abs=1e-4), (x["epoch"], k)
 
 
+@pytest.mark.slow
 def test_stopped_twice_inside_an_epoch_and_resumed_equals_a_run_never_stopped(tmp_path, monkeypatch):
     from engine.training import trainer
 
@@ -88,6 +89,7 @@ def test_stopped_twice_inside_an_epoch_and_resumed_equals_a_run_never_stopped(tm
     assert not (folder.checkpoints / POSITION_FILE).exists()  # a finished run has no place inside an epoch
 
 
+@pytest.mark.slow
 def test_kill_9_after_a_timed_checkpoint_resumes_from_it_exactly(tmp_path):
     exp = randomised(**{"data.train_subset": 2048, "train.checkpoint_minutes": 0.005})  # every 0.3 s
     cfg = tmp_path / "exp.toml"
@@ -121,6 +123,7 @@ def test_kill_9_after_a_timed_checkpoint_resumes_from_it_exactly(tmp_path):
     same_curve(straight.folder.metrics(), resumed.folder.metrics())
 
 
+@pytest.mark.slow
 def test_a_best_checkpoint_cut_short_by_a_kill_is_set_right_before_the_test_figures(tmp_path):
     """Issue 9.1: killed while best.pt was written at the last, improving epoch, best.pt held an older
     epoch and the resume reported test figures from it."""
@@ -187,6 +190,7 @@ DAMAGES = {
 }
 
 
+@pytest.mark.slow
 def test_a_damaged_position_is_named_and_the_run_goes_on_from_the_last_epoch(tmp_path, monkeypatch):
     """A position.pt that cannot be this run's (damaged, foreign) never fails the resume an epoch in, nor
     ends an epoch early: the resume says so and retrains the epoch from last.pt, as a run never stopped."""

@@ -15,6 +15,7 @@ from tests.child_processes import cnnlab, kill, progress, start, status, the_run
 from tests.tiny import tiny_experiment
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_signal_leaves_a_stopped_resumable_run(tmp_path, sig):
     runs = tmp_path / "runs"
@@ -41,6 +42,7 @@ def test_a_signal_leaves_a_stopped_resumable_run(tmp_path, sig):
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_signal_while_paused_stops_too(tmp_path):
     runs = tmp_path / "runs"
     cfg = tmp_path / "exp.toml"

@@ -64,6 +64,7 @@ def test_same_seed_same_metrics_on_cpu(tmp_path):
     assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
 
 
+@pytest.mark.slow
 def test_stop_then_resume_continues_the_curve_exactly(tmp_path):
     """Stopping mid-epoch 2 and resuming gives the same curve as an uninterrupted run."""
     exp = tiny_experiment(**{"schedule.name": "cosine", "data.train_subset": 384})
@@ -94,6 +95,7 @@ def test_stop_then_resume_continues_the_curve_exactly(tmp_path):
     assert isinstance(started, RunStarted) and started.start_epoch == 1 and len(started.history) == 1
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_leaves_a_folder_that_reads_and_resumes(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "CNNLAB_RUNS": str(runs), "OMP_NUM_THREADS": "1"}
@@ -158,6 +160,7 @@ def test_a_nan_loss_ends_the_run_as_diverged_keeping_the_last_good_checkpoint(tm
     assert result.folder.status()["state"] == "diverged"
 
 
+@pytest.mark.slow
 def test_lr_too_high_really_diverges(tmp_path):
     exp = tiny_experiment(**{"optim.lr": 10.0, "model.arch": "alexnet32", "train.epochs": 2, "data.train_subset": 256})
     result, events = run(exp, tmp_path)
@@ -268,6 +271,7 @@ def _write_shapes_as_png_folder(root: Path, per_class: int) -> None:
             Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{counts[label]:04d}.png")
 
 
+@pytest.mark.slow
 def test_a_folder_dataset_of_real_images_learns(tmp_path):
     _write_shapes_as_png_folder(tmp_path / "images", per_class=80)
     exp = tiny_experiment(
@@ -296,6 +300,7 @@ def test_a_folder_dataset_of_real_images_learns(tmp_path):
     ],
     ids=["default", "bf16-channels-last"],
 )
+@pytest.mark.slow
 def test_the_fast_path_learns_as_plain_fp32_does(tmp_path, fast):
     """Same seed, same data: the default runtime and bf16 autocast land within noise of fp32 in NCHW."""
     # Five epochs, not TINY's three: after three, val accuracy sits near 0.3 and the threshold

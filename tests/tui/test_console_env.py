@@ -12,10 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 USERS_SHELL = {"NO_COLOR": "1", "COLUMNS": "60", "LINES": "12", "TERM": "dumb", "TEXTUAL_THEME": "nord"}
 
 
+@pytest.mark.slow
 def test_snapshots_pass_under_no_color_and_a_narrow_terminal():
     tests = [
         "tests/tui/test_tui_pick_edit.py::test_picker_look",

@@ -10,6 +10,7 @@ import json
 import os
 import re
 
+import pytest
 from textual.widgets import DataTable, Input
 
 from engine.runfolder import control
@@ -81,6 +82,7 @@ def paused(run_dir) -> bool:
     return bool(status(run_dir).get("paused"))
 
 
+@pytest.mark.slow
 async def test_the_run_screen_pauses_and_stops_a_run_a_headless_process_trains(tmp_path):
     runs = tmp_path / "runs"
     proc, run_dir = headless(tmp_path, runs)
@@ -106,6 +108,7 @@ async def test_the_run_screen_pauses_and_stops_a_run_a_headless_process_trains(t
     assert st["state"] == "stopped" and "stopped by the console on" in st["message"]
 
 
+@pytest.mark.slow
 async def test_the_runs_table_pauses_and_stops_any_running_run(tmp_path):
     runs = tmp_path / "runs"
     proc, run_dir = headless(tmp_path, runs)
@@ -130,6 +133,7 @@ async def test_the_runs_table_pauses_and_stops_any_running_run(tmp_path):
         kill(proc)
 
 
+@pytest.mark.slow
 async def test_ctrl_o_starts_a_detached_run_that_outlives_the_console(tmp_path):
     runs = with_long_preset(tmp_path, epochs=50)
     app = RecordingApp(runs)
@@ -155,6 +159,7 @@ async def test_ctrl_o_starts_a_detached_run_that_outlives_the_console(tmp_path):
             os.kill(pid, 9)
 
 
+@pytest.mark.slow
 async def test_a_run_on_two_devices_starts_under_torchrun_and_is_followed_and_stopped(tmp_path):
     runs = with_long_preset(tmp_path, epochs=50)
     app = RecordingApp(runs)
@@ -201,6 +206,7 @@ async def test_a_run_on_two_devices_starts_under_torchrun_and_is_followed_and_st
             wait_for(lambda: not is_held(run_dir), "the ranks to let go of the run")
 
 
+@pytest.mark.slow
 async def test_quitting_hands_the_thread_run_to_a_detached_process_at_its_exact_position(tmp_path):
     runs = with_long_preset(tmp_path, epochs=2)
     app = RecordingApp(runs)
@@ -236,6 +242,7 @@ async def test_quitting_hands_the_thread_run_to_a_detached_process_at_its_exact_
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]  # each epoch once
 
 
+@pytest.mark.slow
 async def test_e_trains_a_finished_run_on_from_the_runs_table(tmp_path):
     runs = tmp_path / "runs"
     done = run_experiment(tiny_experiment(**{"train.epochs": 1, "data.train_subset": 256}), runs_dir=runs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+import pytest
 from pydantic import BaseModel, Field
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Select, Switch
@@ -152,6 +153,7 @@ def test_problems_are_placed_on_their_fields():
 # --- the widget --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_form_has_an_editor_for_every_field():
     app = FormApp(Experiment())
     async with app.run_test(size=SIZE) as pilot:
@@ -167,6 +169,7 @@ async def test_the_form_has_an_editor_for_every_field():
         assert form.errors == {} and form.changed == set()
 
 
+@pytest.mark.slow
 async def test_bad_learning_rates_show_pydantic_messages_under_the_field():
     app = FormApp(Experiment())
     async with app.run_test(size=SIZE) as pilot:
@@ -213,6 +216,7 @@ async def test_onecycle_without_max_lr_marks_max_lr_until_it_is_given():
         assert form.experiment.schedule.name == "onecycle" and form.experiment.schedule.max_lr == 0.1
 
 
+@pytest.mark.slow
 async def test_changed_fields_are_marked_counted_and_reset():
     base = Experiment.model_validate({"optim": {"lr": 0.05}})
     app = FormApp(base)
@@ -240,6 +244,7 @@ async def test_changed_fields_are_marked_counted_and_reset():
         assert not row.has_class("changed")
 
 
+@pytest.mark.slow
 async def test_lists_and_phases_are_edited_as_toml():
     app = FormApp(Experiment())
     async with app.run_test(size=SIZE) as pilot:
@@ -261,6 +266,7 @@ async def test_lists_and_phases_are_edited_as_toml():
         assert form.errors["train.phases"].startswith("[0].lr:")
 
 
+@pytest.mark.slow
 async def test_the_learning_rate_is_marked_unused_while_phases_set_their_own():
     phased = Experiment.model_validate(
         {"train": {"epochs": 3, "phases": [{"epochs": 1, "train": "head", "lr": 1e-3}, {"epochs": 2, "lr": 1e-4}]}}

@@ -50,6 +50,7 @@ def gone(pid: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill-session", "SIGHUP"])
 def test_the_console_stops_its_run_when_its_terminal_hangs_up(tmp_path, how):
     runs = tmp_path / "runs"

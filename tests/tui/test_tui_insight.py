@@ -10,6 +10,8 @@ import csv
 import math
 from pathlib import Path
 
+import pytest
+
 from engine.events import BatchProgress, RunFinished, RunStarted
 from engine.experiment.presets import Preset
 from tests.console import Harness, quiet_run_screen, screen_text, settled, start_run, wait_until
@@ -33,6 +35,7 @@ def small_preset(**overrides) -> Preset:
     return Preset(**{**p.__dict__, "experiment": exp})
 
 
+@pytest.mark.slow
 async def test_editor_lr_finder_writes_its_suggestion_into_the_form(tmp_path):
     preset = small_preset()
     app = Harness(tmp_path / "runs", EditScreen(preset))
@@ -95,6 +98,7 @@ async def test_the_one_cycle_suggestion_goes_to_max_lr(tmp_path, monkeypatch):
         assert editor.current_experiment().schedule.max_lr == 0.00123
 
 
+@pytest.mark.slow
 async def test_device_panel_samples_a_cpu_run(tmp_path, fake_trainer):
     fake_trainer(end="wait", epochs_before_wait=1)
     app = Harness(tmp_path / "runs")
@@ -110,6 +114,7 @@ async def test_device_panel_samples_a_cpu_run(tmp_path, fake_trainer):
         assert panel.monitor is None and str(panel.render()).startswith("cpu")  # the record, no more sampling
 
 
+@pytest.mark.slow
 async def test_chart_keys_smooth_and_log_scale_and_lr_from_the_first_batch(tmp_path):
     screen = quiet_run_screen(tiny_experiment(**{"train.epochs": 3}), preset=demo_preset())
     app = Harness(tmp_path, screen)

@@ -5,6 +5,7 @@ reference line its figures, and a layout comes only when a size really changes."
 
 from __future__ import annotations
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.screen import Screen
 from textual.widgets import Static
@@ -89,6 +90,7 @@ async def test_a_static_is_laid_out_only_when_its_wrapped_height_changes(monkeyp
         assert laid_out == [] and line.size.height == 2  # max-height: 2, as before
 
 
+@pytest.mark.slow
 async def test_epochs_reach_the_run_screen_without_a_layout(tmp_path, monkeypatch):
     screen = quiet_run_screen(tiny_experiment(**{"train.epochs": 6}), preset=demo_preset())
     app = Harness(tmp_path, screen)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from textual.widgets import DataTable
 
 from tests.child_processes import cnnlab, kill, start, status, the_run
@@ -17,6 +18,7 @@ SIZE = (80, 24)
 LONG_S = 120.0
 
 
+@pytest.mark.slow
 async def test_resuming_a_run_another_process_trains_is_refused_naming_it(tmp_path):
     runs = tmp_path / "runs"
     cfg = tmp_path / "exp.toml"

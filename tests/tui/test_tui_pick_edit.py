@@ -182,6 +182,7 @@ async def test_enter_opens_the_highlighted_preset_in_the_editor(app: CnnlabApp):
 # --- the editor --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_start_is_refused_while_the_form_is_invalid(app: CnnlabApp, fake_trainer):
     fake = fake_trainer(end="wait", epochs_before_wait=0)  # what the trainer is asked to run
     async with app.run_test(size=SIZE) as pilot:
@@ -206,6 +207,7 @@ async def test_start_is_refused_while_the_form_is_invalid(app: CnnlabApp, fake_t
         assert exp.optim.lr == 0.2 and preset == "my-shapes" and runs_dir == app.runs_dir
 
 
+@pytest.mark.slow
 async def test_reset_key_restores_the_preset(app: CnnlabApp):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -218,6 +220,7 @@ async def test_reset_key_restores_the_preset(app: CnnlabApp):
         assert "as the preset" in str(edit.query_one("#edit-status").render())
 
 
+@pytest.mark.slow
 async def test_save_as_writes_a_user_preset_that_the_picker_lists(app: CnnlabApp, user_dir: Path):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -431,6 +434,7 @@ def test_picker_look(snap_compare, snapshot_app):
     assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=filtered)
 
 
+@pytest.mark.slow
 def test_editor_look_with_a_bad_value(snap_compare, snapshot_app):
     async def bad_lr(pilot):
         await filter_to_my_shapes(pilot)
@@ -473,6 +477,7 @@ precision = "fp32"
 """
 
 
+@pytest.mark.slow
 async def test_quitting_while_a_real_run_trains_stops_it_resumably(tmp_path: Path, user_dir: Path):
     (user_dir / "tiny-shapes.toml").write_text(TINY_USER_PRESET)
     app = CnnlabApp(tmp_path / "runs", user_presets_dir=user_dir)

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from textual.widgets import DataTable, ProgressBar
 
 from engine.events import BatchProgress, EpochFinished, RunFinished, RunStarted
@@ -153,6 +154,7 @@ async def test_the_app_hears_the_end_of_its_run_on_any_screen(tmp_path, fake_tra
         assert app.screen is not screen and heard[-1] is app.active_run and app.active_run.state == "stopped"
 
 
+@pytest.mark.slow
 async def test_chart_redraws_are_throttled_and_only_when_data_changed(tmp_path, monkeypatch):
     ticks = []
     flush = RunScreen._flush
@@ -225,6 +227,7 @@ async def test_a_finished_run_folder_opens_with_curves_and_results(tmp_path):
         assert "test acc 100.0 %" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_a_run_written_by_another_process_is_followed(tmp_path):
     path = make_run(tmp_path, "20250122-072031-shapes-demo-ab12", state="running", epochs=4, done=1, pid=os.getpid())
     screen = RunScreen.of_folder(path)
@@ -364,6 +367,7 @@ print("torch" in sys.modules, "torchvision" in sys.modules)
 # --- the real engine, end to end through the UI ---------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_real_run_stop_find_resume_finish(tmp_path, monkeypatch):
     """Shapes data, tiny: start, see the charts fill, stop (s), find it in the runs table, resume
     it (R), and it finishes with the epochs continuing, each epoch once in metrics.jsonl."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.text import Text
 from textual.widgets import Button, DataTable, Input
 
@@ -55,6 +56,7 @@ async def _table_text(screen: SweepScreen) -> str:
     return "\n".join(" ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count))
 
 
+@pytest.mark.slow
 async def test_a_live_two_worker_sweep_from_the_form_to_its_stop(tmp_path: Path):
     app = Harness(tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:

@@ -62,6 +62,7 @@ def showing(section: str):
     return lambda lines: any(line.startswith(f"   {title}") for line in lines)
 
 
+@pytest.mark.slow
 def test_tab_keys_change_the_editor_tab_in_real_tmux(tmp_path):
     names = [name for name, _ in sections()]
     assert names[:4] == ["data", "augment", "model", "optim"]
