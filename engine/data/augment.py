@@ -37,13 +37,26 @@ class BatchAugment:
             self._consts[device] = (1.0 / (255.0 * std), 1.0 / std, -mean / std, luma)
         return self._consts[device]
 
+    def _check(self, x: torch.Tensor) -> None:
+        # Three figures against one grey channel would broadcast the batch to three channels, silently:
+        # equal figures (a flat mean, 0 and 1 for none) fit any count; different ones only their own.
+        c = x.shape[1]
+        if c == len(self.mean) and c == len(self.std):
+            return
+        if len(set(self.mean)) > 1 or len(set(self.std)) > 1:
+            raise ValueError(f"the images have {c} channels but the normalisation {len(self.mean)} figures")
+        self.mean, self.std = self.mean[:1] * c, self.std[:1] * c
+        self._consts.clear()
+
     def eval(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) -> float32, normalised; no augmentation."""
+        self._check(x)
         scale255, _, shift, _ = self._on(x.device)
         return torch.addcmul(shift, x.to(torch.float32), scale255)
 
     def train(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) -> float32, augmented and normalised."""
+        self._check(x)
         c = self.cfg
         if c.crop_padding > 0 or c.hflip:
             x = crop_flip(x, c.crop_padding, c.hflip)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from engine.data.datasets import cache, shapes
+from engine.data.datasets import cache, cifar, folder, mnist, shapes, stl, svhn, tiny_imagenet
 from engine.data.datasets.decoded import Decoded, channel_stats
 from engine.data.datasets.errors import DatasetMissing, DatasetUnusable
 from engine.experiment.config import DATASETS, DataConfig
@@ -32,6 +32,18 @@ from engine.experiment.config import DATASETS, DataConfig
 __all__ = ["DatasetMissing", "DatasetUnusable", "Split", "Splits", "describe", "load_splits", "split_sizes"]
 
 CACHE_FOLDER = ".cnnlab-cache"
+# The module of engine/data/datasets/ that reads each dataset on disk (shapes is generated in memory).
+FORMATS = {
+    "cifar10": cifar,
+    "cifar100": cifar,
+    "tiny-imagenet": tiny_imagenet,
+    "mnist": mnist,
+    "fashion-mnist": mnist,
+    "kmnist": mnist,
+    "svhn": svhn,
+    "stl10": stl,
+    "folder": folder,
+}
 
 
 @dataclass
@@ -49,8 +61,8 @@ class Splits:
     val: Split | None  # None when data.val_split is 0
     test: Split | None  # None when the dataset has no labelled test set
     class_names: list[str]  # after the first-K-classes filter
-    mean: tuple[float, float, float]  # the normalisation used, on a 0..1 scale
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # the normalisation used, on a 0..1 scale, one figure per channel
+    std: tuple[float, ...]
 
     @property
     def num_classes(self) -> int:
@@ -61,8 +73,6 @@ def describe(cfg: DataConfig) -> tuple[int, int, int]:
     """(classes, channels, image size) without decoding any image: what a dry run needs. A folder
     dataset's files are checked too (check_folder_files), so a dry run finds a corrupt image."""
     if cfg.dataset == "folder":
-        from engine.data.datasets import folder
-
         facts = folder.describe(cfg)
         check_folder_files(cfg)
         return facts
@@ -73,7 +83,6 @@ def describe(cfg: DataConfig) -> tuple[int, int, int]:
 def check_folder_files(cfg: DataConfig) -> None:
     """Every image of a folder dataset opens and checks out (DatasetUnusable naming the first that does
     not), unless the decoded cache already holds these very files: then they decoded once already."""
-    from engine.data.datasets import folder
     from engine.data.datasets.images import check_images
 
     src = folder.source(cfg)
@@ -123,8 +132,20 @@ def load_splits(cfg: DataConfig, *, cache_dir: Path | None = None) -> Splits:
     elif cfg.normalize == "compute":
         mean, std = channel_stats(train.images)
     else:
-        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    return Splits(train, val, test, list(decoded.class_names), tuple(mean), tuple(std))
+        mean, std = (0.0,), (1.0,)
+    channels = train.images.shape[1]
+    return Splits(train, val, test, list(decoded.class_names), per_channel(mean, channels), per_channel(std, channels))
+
+
+def per_channel(values, channels: int) -> tuple[float, ...]:
+    """One figure per channel of the data: a single figure (or three equal ones, the form's R, G, B
+    given for a grey set) is repeated or cut to fit; figures that differ cannot fit another count."""
+    values = tuple(float(v) for v in values)
+    if len(values) == channels:
+        return values
+    if len(set(values)) == 1:
+        return values[:1] * channels
+    raise DatasetUnusable(f"the data has {channels} channels but the normalisation gives {len(values)} figures")
 
 
 def decode(cfg: DataConfig, *, cache_dir: Path | None = None) -> Decoded:
@@ -133,13 +154,7 @@ def decode(cfg: DataConfig, *, cache_dir: Path | None = None) -> Decoded:
     if cfg.dataset == "shapes":
         # Generated in well under a second (and kept for the process): no disk cache.
         return shapes.decode(cfg)
-    if cfg.dataset in ("cifar10", "cifar100"):
-        from engine.data.datasets import cifar as fmt
-    elif cfg.dataset == "tiny-imagenet":
-        from engine.data.datasets import tiny_imagenet as fmt
-    else:
-        from engine.data.datasets import folder as fmt
-    src = fmt.source(cfg)
+    src = FORMATS[cfg.dataset].source(cfg)
     if not cfg.cache or not src.files:
         return src.decode()
     where = Path(cache_dir) if cache_dir is not None else src.root / CACHE_FOLDER

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.data import splits as data
-from engine.data.datasets import mnist, stl10, svhn
+from engine.data.datasets import mnist, stl, svhn
 from engine.data.datasets.decoded import channel_stats
 from engine.data.splits import DatasetMissing, DatasetUnusable, describe, load_splits
 from engine.experiment.config import DATASETS, DataConfig
@@ -148,7 +148,7 @@ def test_a_second_load_comes_from_the_cache(tmp_path, monkeypatch, dataset):
     (entry,) = (tmp_path / ".cnnlab-cache").glob(f"{dataset}-*.pt")
     monkeypatch.setattr(mnist, "read_idx", lambda *a: pytest.fail("decoded again"))
     monkeypatch.setattr(svhn, "read_mat", lambda *a: pytest.fail("decoded again"))
-    monkeypatch.setattr(stl10, "read_part", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(stl, "read_part", lambda *a: pytest.fail("decoded again"))
     again = load_splits(c)
     for a, b in ((first.train, again.train), (first.val, again.val), (first.test, again.test)):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
@@ -269,3 +269,11 @@ def test_a_damaged_file_is_a_clear_message(tmp_path, damage):
 
 def test_the_format_of_each_dataset_is_registered():
     assert set(data.FORMATS) | {"shapes"} == set(DATASETS)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist", "kmnist", "svhn", "stl10"])
+def test_more_classes_than_the_set_has_is_refused_before_loading(dataset):
+    from engine.experiment.config import validate_experiment
+
+    with pytest.raises(Exception, match=f"data.classes: {dataset} has 10 classes, so at most 10"):
+        validate_experiment({"data": {"dataset": dataset, "classes": 11}, "model": {"arch": "resnet34"}})

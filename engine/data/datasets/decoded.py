@@ -18,9 +18,9 @@ class Decoded:
     val: Part | None  # a labelled validation set that ships with the data (folder's val/)
     test: Part | None  # the dataset's own labelled test set
     class_names: list[str]
-    # The dataset's statistics on a 0..1 scale (published ones, or measured over `train` once).
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    # The dataset's statistics on a 0..1 scale, one per channel (published ones, or measured over `train` once).
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
 
 
 def keep_first_classes(part: Part, k: int) -> Part:

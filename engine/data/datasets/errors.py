@@ -20,3 +20,11 @@ class DatasetUnusable(DatasetMissing):
 def shown(path: str | Path) -> str:
     # Absolute, so the message is useful whatever folder the user ran from; symlinks left as typed.
     return os.path.abspath(os.path.expanduser(str(path)))
+
+
+def damaged(path: str | Path, problem: str, fetch_again: str) -> DatasetUnusable:
+    """A data file that is there but does not read as its format: which file, what is wrong, how to mend it."""
+    return DatasetUnusable(
+        f"{shown(path)} is damaged ({problem}): delete it and run again with --set data.download=true, "
+        f"or fetch it again from {fetch_again}."
+    )
