@@ -72,7 +72,8 @@ def read_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         import scipy.io
     except ImportError:
         raise DatasetUnusable(
-            f"reading SVHN's {shown(path)} needs scipy (MATLAB files), which is not installed: pip install scipy"
+            f"reading SVHN's {shown(path)} needs scipy (MATLAB files), which is not installed: "
+            "pip install 'cnnlab[svhn]' (or scipy)"
         ) from None
     try:
         mat = scipy.io.loadmat(str(path), variable_names=["X", "y"])
