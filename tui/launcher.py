@@ -98,6 +98,8 @@ class Launcher:
         old.remove()
 
     def _start_detached(self, exp: Experiment, preset: Preset | None) -> Screen | None:
+        if not self._model_builds(exp):
+            return None
         try:
             folder = RunFolder.create(self.app.runs_dir, exp, preset.name if preset else None)
             proc = start_detached(folder.path)
@@ -105,6 +107,24 @@ class Launcher:
             self.app.notify(f"cannot start the run: {os_error_text(err)}", severity="error")
             return None
         return self._follow_detached(folder.path, proc, exp, preset)
+
+    def _model_builds(self, exp: Experiment) -> bool:
+        """A model from a library or the user's own file is built once before a detached process is
+        started for it, so that its fault is one message here and no run folder is left behind. This
+        imports torch on the console's thread, only for such models: the built-ins need no check."""
+        from engine.experiment.config import arch_kind
+        from engine.experiment.errors import ConfigError
+
+        if arch_kind(exp.model.arch) == "builtin":
+            return True
+        from engine.training.dry_run import check_model
+
+        try:
+            check_model(exp)
+        except ConfigError as err:
+            self.app.notify(f"cannot start the run: {err}", severity="error")
+            return False
+        return True
 
     def _resume_detached(self, path: Path, exp: Experiment, preset: Preset | None) -> Screen | None:
         """Resume (or train on to exp's epochs) a run of several devices under torchrun, detached."""

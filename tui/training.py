@@ -124,10 +124,13 @@ class ActiveRun:
                     self.exp, runs_dir=self.runs_dir, preset=self.preset_name, listener=listen, handle=self.handle
                 )
         except Exception as err:  # the trainer reports user errors itself; this is an import or engine bug
+            from engine.experiment.errors import ConfigError
             from engine.runfolder.lock import RunLocked
 
             if isinstance(err, RunLocked):  # another process trains it: nothing of its folder was touched
                 listen(RunFailed(f"{err}: stop it there first, or steer it from the runs screen"))
+            elif isinstance(err, ConfigError):  # a model file's fault, found before any folder was made
+                listen(RunFailed(str(err)))
             else:
                 listen(RunFailed(f"the trainer could not run: {type(err).__name__}: {err}"))
         finally:

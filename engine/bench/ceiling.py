@@ -20,24 +20,6 @@ MATMUL_REPEATS = 5
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-def forward_flops(model, shape: tuple[int, ...], batch: int = 2) -> int:
-    """FLOPs of one forward of one image through `model` (eval mode, no gradients, on the CPU in fp32):
-    torch's FlopCounterMode over a batch of `batch` images, divided by it. A multiply-add counts two."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    try:
-        x = torch.zeros((batch, *shape), device=next(model.parameters()).device)
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            model(x)
-        return counter.get_total_flops() // batch
-    finally:
-        model.train(was_training)
-
-
 def matmul_rate(device, precision: str, size: int | None = None, repeats: int = MATMUL_REPEATS) -> dict[str, Any]:
     """FLOP/s of a size x size matmul in `precision` on `device`: two untimed calls, then `repeats`
     timed ones (each of enough calls to last a few milliseconds on a fast GPU), the median."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench import BenchError
-from engine.bench.ceiling import TRAIN_FORWARDS, ceiling, forward_flops, matmul_rate
+from engine.bench.ceiling import TRAIN_FORWARDS, ceiling, matmul_rate
 from engine.bench.images import CACHE_MIN_IMAGES, count_images, time_decoded_cache, write_folder_dataset
 from engine.bench.machine import machine
 from engine.bench.measure import PureCompute, engine_once
@@ -29,6 +29,7 @@ from engine.bench.targets import (
     without_weights,
 )
 from engine.experiment.config import Experiment
+from engine.models.flops import forward_flops
 
 
 def spread(values: list[float], digits: int = 1) -> dict[str, Any]:

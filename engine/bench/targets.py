@@ -1,6 +1,7 @@
 """What `cnnlab bench` measures: the targets (a preset, an architecture, or the report models at their
-presets), how many steps and repeats each gets, the experiment the engine runs for it, the size of
-its dataset, and the goals the ratios are held to."""
+presets; any `model.arch` beyond the built-ins, such as torchvision:resnet18, on CIFAR-100's shapes),
+how many steps and repeats each gets, the experiment the engine runs for it, the size of its dataset,
+and the goals the ratios are held to."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench import BenchError
-from engine.experiment.config import ARCHS, DATASETS, Experiment
+from engine.experiment.config import ARCHS, DATASETS, Experiment, arch_kind
 from engine.experiment.overrides import apply_overrides
 
 GOAL_ENGINE_VS_PURE = 0.95  # against the best pure compute of any safe precision and layout
@@ -73,8 +74,9 @@ def plan_for(arch: str, steps: int | None, warmup: int | None, repeats: int | No
 
 
 def model_experiment(arch: str, batch: int) -> Experiment:
-    """A bare experiment for `--model ARCH`: CIFAR-100 at 32 pixels, Tiny ImageNet for 64-pixel models."""
-    size = ARCHS[arch]["input"] or 32
+    """A bare experiment for `--model ARCH`: CIFAR-100 at 32 pixels, Tiny ImageNet for 64-pixel models
+    (a library's or the user's model takes 32)."""
+    size = ARCHS[arch]["input"] or 32 if arch in ARCHS else 32
     dataset = "tiny-imagenet" if size == 64 else "cifar100"
     return apply_overrides(Experiment(), {"model.arch": arch, "data.dataset": dataset, "train.batch_size": batch})
 
@@ -98,15 +100,21 @@ def resolve_targets(
         exp, p = load_experiment_source(preset, user_dir)
         chosen.append((exp.model.arch, exp, p.name if p else None))
     elif model is not None:
-        if model not in ARCHS:
+        if not _beyond_builtins(model) and model not in ARCHS:
             raise BenchError(f"--model {model!r}: known architectures are {', '.join(ARCHS)}")
         chosen.append((model, model_experiment(model, batch or 128), None))
     else:
         if models is not None and "all" in models:
             models = list(ALL_MODELS)
         for name in models or DEFAULT_MODELS:
+            if _beyond_builtins(name):  # torchvision:NAME, timm:NAME, a file's class: as --model benches it
+                chosen.append((name, model_experiment(name, batch or 128), None))
+                continue
             if name not in MODEL_PRESETS:
-                raise BenchError(f"--models: {name!r} is not one of {', '.join(MODEL_PRESETS)} (or all)")
+                raise BenchError(
+                    f"--models: {name!r} is not one of {', '.join(MODEL_PRESETS)} (or all), "
+                    "nor torchvision:NAME, timm:NAME or file.py:Class"
+                )
             p = get_preset(MODEL_PRESETS[name], user_dir)
             chosen.append((name, p.experiment, p.name))
     out = []
@@ -119,6 +127,14 @@ def resolve_targets(
         s, w, r = plan_for(exp.model.arch, steps, warmup, repeats)
         out.append(Target(label, exp, preset_name, s, w, r))
     return out
+
+
+def _beyond_builtins(name: str) -> bool:
+    """Whether `name` is a model.arch of a library or the user's file (whether it exists: once it is built)."""
+    try:
+        return arch_kind(name) != "builtin"
+    except ValueError:
+        return False
 
 
 def without_weights(exp: Experiment) -> Experiment:

@@ -12,7 +12,6 @@ from engine.cli.exits import EXIT_OK, CommandFailed, UsageError
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out
 from engine.cli.run import parse_sets
-from engine.experiment.config import ARCHS
 
 # `python -m engine` never imports Textual, so the console's own bench runs from the console's entry point.
 UI_BENCH_ELSEWHERE = (
@@ -40,7 +39,10 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
         "preset", nargs="?", metavar="PRESET_OR_TOML", help="bench this preset (default: the four report models)"
     )
     sp.add_argument(
-        "--model", choices=list(ARCHS), help="bench an architecture on CIFAR-shaped data instead of a preset"
+        "--model",
+        metavar="ARCH",
+        help="bench an architecture (a built-in, torchvision:NAME, timm:NAME, file.py:Class) on CIFAR-shaped "
+        "data instead of a preset",
     )
     sp.add_argument("--batch", type=int, help="batch size (default: the preset's; 128 with --model)")
     sp.add_argument(

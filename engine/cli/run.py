@@ -147,12 +147,16 @@ def cmd_run(args) -> int:
             raise UsageError("--seeds N trains on one device; with train.devices above 1 start the seeds one by one")
         from engine.runfolder.folder import RunFolder
 
+        _check_model(exp)  # another process trains it: a model file's fault is said here, before any folder
+
         folder = RunFolder.create(runs, exp, preset.name if preset else None, args.name)
         return _detach(folder.path, None) if args.detach else _on_devices(folder.path, exp, None)
     if args.detach:
         if args.seeds != 1:
             raise UsageError("--detach trains one run; --seeds N runs several, in the foreground")
         from engine.runfolder.folder import RunFolder
+
+        _check_model(exp)
 
         folder = RunFolder.create(runs, exp, preset.name if preset else None, args.name)
         return _detach(folder.path, None)
@@ -293,7 +297,7 @@ def _dry_run(exp) -> int:
     # soft_wrap: one line each, whatever the width, so that scripts can read them
     out.print(
         f"ok: {exp.model.arch} on {exp.data.dataset}, {info['params']:,} parameters ({info['trainable']:,} trainable), "
-        f"{shapes}, {info['device']}",
+        f"{info['flops']:,} FLOPs per image, {shapes}, {info['device']}",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -301,3 +305,11 @@ def _dry_run(exp) -> int:
     if "weights" in info:
         out.print(f"weights: {info['weights']}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
+
+
+def _check_model(exp) -> None:
+    """A model from a library or the user's own file, built once on the CPU: ConfigError naming the
+    fault (exit 2) before a run folder is made for a process that would only fail with it."""
+    from engine.training.dry_run import check_model
+
+    check_model(exp)

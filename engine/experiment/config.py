@@ -9,6 +9,8 @@ No torch import here: `cnnlab presets`, `cnnlab runs` and the console's first sc
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -37,6 +39,70 @@ DATASETS: dict[str, dict[str, Any]] = {
         "channels": 3,
         "train_images": 100000,
     },
+    # torchvision's image-classification sets, read from the files its classes download; mean and
+    # std are the published per-channel figures of the training images (KMNIST's are measured on load).
+    "mnist": {
+        "title": "MNIST (handwritten digits, grey 28x28)",
+        "classes": 10,
+        "size": 28,
+        "channels": 1,
+        "train_images": 60000,
+        "class_names": [str(d) for d in range(10)],
+        "mean": (0.1307,),
+        "std": (0.3081,),
+    },
+    "fashion-mnist": {
+        "title": "Fashion-MNIST (clothes, grey 28x28)",
+        "classes": 10,
+        "size": 28,
+        "channels": 1,
+        "train_images": 60000,
+        "class_names": [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
+        "mean": (0.2860,),
+        "std": (0.3530,),
+    },
+    "kmnist": {
+        "title": "Kuzushiji-MNIST (cursive Japanese, grey 28x28)",
+        "classes": 10,
+        "size": 28,
+        "channels": 1,
+        "train_images": 60000,
+        "class_names": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+        "mean": None,
+        "std": None,
+    },
+    "svhn": {
+        "title": "SVHN (house-number digits, 32x32)",
+        "classes": 10,
+        "size": 32,
+        "channels": 3,
+        "train_images": 73257,
+        "class_names": [str(d) for d in range(10)],
+        "mean": (0.4377, 0.4438, 0.4728),
+        "std": (0.1980, 0.2010, 0.1970),
+    },
+    "stl10": {
+        "title": "STL-10 (labelled part, 96x96)",
+        "classes": 10,
+        "size": 96,
+        "channels": 3,
+        "train_images": 5000,
+        # What its class_names.txt says; the loader reads that file itself.
+        "class_names": ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"],
+        "mean": (0.4467, 0.4398, 0.4066),
+        "std": (0.2603, 0.2566, 0.2713),
+    },
     "folder": {
         "title": "Image folder (root/train/<class>/*)",
         "classes": None,
@@ -59,7 +125,6 @@ ARCHS: dict[str, dict[str, Any]] = {
 
 # The choices are the registries' keys: a dataset or architecture added above is a choice everywhere.
 DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
-ArchName = Literal[tuple(ARCHS)]  # type: ignore[valid-type]
 ScheduleName = Literal[
     "constant", "step", "multistep", "exponential", "cosine", "linear", "polynomial", "cyclic", "onecycle", "plateau"
 ]
@@ -76,8 +141,45 @@ def option_titles(registry: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"option_titles": {name: facts["title"] for name, facts in registry.items()}}
 
 
+# model.arch beyond the built-ins: a library's model by name, or a class in the user's own file or module.
+ZOO_LIBRARIES = ("torchvision", "timm")
+_ZOO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+ARCH_FORMS = "a built-in (" + ", ".join(ARCHS) + "), torchvision:NAME, timm:NAME, path/to/file.py:Class or module:Class"
+
+
+def arch_kind(arch: str) -> str:
+    """What `model.arch` names: "builtin", "torchvision", "timm", "file" (path/to/file.py:Class) or
+    "module" (package.module:Class). Only the spelling is checked here, nothing is imported: whether
+    the model exists is known when it is built. ValueError says what is wrong with the spelling."""
+    if arch in ARCHS:
+        return "builtin"
+    where, colon, name = arch.rpartition(":")
+    if not colon:
+        close = difflib.get_close_matches(arch, list(ARCHS), n=3)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValueError(f"unknown architecture {arch!r}; {hint}it takes {ARCH_FORMS}")
+    if where in ZOO_LIBRARIES:
+        if not _ZOO_NAME.match(name):
+            raise ValueError(f"{where}: needs a model name after the colon, e.g. {where}:resnet18")
+        return where
+    if not where:
+        raise ValueError(f"{arch!r} names no file or module before the colon; it takes {ARCH_FORMS}")
+    if not _CLASS_NAME.match(name):
+        raise ValueError(f"{arch!r} needs a class name after the colon, e.g. {where}:Net")
+    if where.endswith(".py"):
+        return "file"
+    if _MODULE_NAME.match(where):
+        return "module"
+    raise ValueError(f"{where!r} is neither a .py file nor a module name (package.module); it takes {ARCH_FORMS}")
+
+
 def input_size_problem(arch: str, size: int | None) -> str | None:
-    """Why images of `size` pixels do not suit `arch` (None: they do, or the size is unknown yet)."""
+    """Why images of `size` pixels do not suit `arch` (None: they do, or the size is unknown yet).
+    Only the built-ins are written for one size; a library's or the user's model takes the data's."""
+    if arch not in ARCHS:
+        return None
     expects = ARCHS[arch]["input"]
     if expects is None or size is None or size == expects:
         return None
@@ -126,11 +228,15 @@ class DataConfig(Section):
         "data",
         title="Data folder",
         description="Folder that holds the dataset "
-        "(CIFAR's python batches, tiny-imagenet-200/, or train/<class>/ images).",
+        "(CIFAR's python batches, tiny-imagenet-200/, MNIST/raw/, SVHN's .mat files, stl10_binary/, "
+        "or train/<class>/ images).",
         min_length=1,
     )
     download: bool = Field(
-        False, title="Download if missing", description="Allow torchvision to download CIFAR into the data folder."
+        False,
+        title="Download if missing",
+        description="Allow torchvision to download CIFAR, MNIST, Fashion-MNIST, KMNIST, SVHN or STL-10 "
+        "into the data folder.",
     )
     classes: int | None = Field(
         None, ge=2, le=1000, title="First K classes", description="Keep only the first K classes (empty: all)."
@@ -192,6 +298,19 @@ class DataConfig(Section):
             raise ValueError("a validation split of 1 or more is a count of images and must be a whole number")
         return v
 
+    @model_validator(mode="after")
+    def _grey_takes_one_mean(self) -> "DataConfig":
+        # The three fields are the form's (R, G, B); a grey set takes one figure, so all three must agree.
+        if self.normalize == "given" and DATASETS[self.dataset]["channels"] == 1:
+            for name in ("mean", "std"):
+                values = getattr(self, name)
+                if values is not None and len(set(values)) > 1:
+                    raise ValueError(
+                        f"data.{name}: {self.dataset} has one (grey) channel, so give one figure three times, "
+                        f"e.g. {[values[0]] * 3}"
+                    )
+        return self
+
 
 class AugmentConfig(Section):
     crop_padding: int = Field(
@@ -239,8 +358,27 @@ class AugmentConfig(Section):
 
 
 class ModelConfig(Section):
-    arch: ArchName = Field(
-        "simplecnn", title="Architecture", description="The network to train.", json_schema_extra=option_titles(ARCHS)
+    arch: str = Field(
+        "simplecnn",
+        title="Architecture",
+        description="The network to train: a built-in, torchvision:NAME (any torchvision classifier), "
+        "timm:NAME (needs the cnnlab[timm] extra), or path/to/file.py:Class / module:Class, your own "
+        "nn.Module taking num_classes (and in_channels if it has that parameter). Your own file is "
+        "imported, so its code runs: name only files you trust. The run keeps a copy of it.",
+        json_schema_extra={**option_titles(ARCHS), "suggest": "architectures"},
+    )
+    kwargs: dict[str, Any] = Field(
+        {},
+        title="Model arguments",
+        description="Keyword arguments for the model's constructor: your own class's, torchvision's or "
+        "timm's builder (e.g. {image_size = 32} for torchvision's ViTs); not the built-ins'.",
+    )
+    small_input: bool = Field(
+        False,
+        title="Small-image stem",
+        description="For 32x32 images: a ResNet-family model (torchvision's resnet*, resnext*, wide_resnet*, "
+        "timm's ResNets, resnet34/50) gets a 3x3 stride-1 first conv, freshly initialised, and no max-pool, "
+        "so layer1 sees 32x32 maps instead of 8x8. Other families have no such stem.",
     )
     init: Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"] = Field(
         "default",
@@ -280,9 +418,27 @@ class ModelConfig(Section):
             before = self.backbone_channels[i - 1][-1] if i else None
             if i and chans[0] != before:
                 raise ValueError(f"backbone_channels[{i}] must start with {before}, the previous backbone's output")
-        if self.pretrained and self.arch != "resnet50":
-            raise ValueError("ImageNet weights are available for resnet50 only")
+        kind = arch_kind(self.arch)
+        if self.pretrained and self.arch != "resnet50" and kind not in ZOO_LIBRARIES:
+            raise ValueError("ImageNet weights are available for resnet50, torchvision:NAME and timm:NAME only")
+        if self.kwargs and kind == "builtin":
+            raise ValueError("model.kwargs: the built-in architectures take no constructor arguments")
+        if self.small_input and kind == "builtin" and self.arch not in ("resnet34", "resnet50"):
+            raise ValueError(f"model.small_input: {self.arch} is written for its input size already")
         return self
+
+    @field_validator("arch")
+    @classmethod
+    def _arch_spelling(cls, arch: str) -> str:
+        arch_kind(arch)
+        return arch
+
+    @property
+    def stem(self) -> str:
+        """The arch as a run folder's name takes it: torchvision-resnet18, models-Net."""
+        where, _, name = self.arch.rpartition(":")
+        base = Path(where).stem if where.endswith(".py") else where.rpartition(".")[2]
+        return re.sub(r"[^A-Za-z0-9._-]", "-", f"{base}-{name}" if where else name).strip("-._")[:60] or "model"
 
 
 class OptimConfig(Section):
@@ -494,7 +650,7 @@ class Experiment(BaseModel):
             )
         if d.normalize == "given" and (d.mean is None or d.std is None):
             raise ValueError("data.mean: normalisation 'given' needs both data.mean and data.std")
-        if d.dataset in ("shapes", "cifar10", "cifar100", "tiny-imagenet") and d.classes is not None:
+        if DATASETS[d.dataset]["classes"] is not None and d.classes is not None:
             total = DATASETS[d.dataset]["classes"]
             if d.classes > total:
                 raise ValueError(f"data.classes: {d.dataset} has {total} classes, so at most {total}")

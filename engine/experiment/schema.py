@@ -89,9 +89,11 @@ def option_titles(info: FieldInfo) -> dict[str, str]:
 
 
 def value_hint(annotation: Any) -> str:
-    """How to type a list or tuple field, from its annotation."""
+    """How to type a list, tuple or table field, from its annotation."""
     annotation, _ = strip_optional(annotation)
     origin, args = get_origin(annotation), get_args(annotation)
+    if origin is dict:
+        return "TOML table, e.g. {name = value}"
     if origin is tuple and args and args[-1] is not Ellipsis:
         return f"TOML list of {len(args)} numbers, e.g. [{', '.join(['0.5'] * len(args))}]"
     if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):

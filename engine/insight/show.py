@@ -20,8 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.evaluation.evaluate import confused_pairs, worst_classes
-from engine.experiment.config import Experiment
+from engine.experiment.config import Experiment, arch_kind
 from engine.experiment.presets import find_preset
+from engine.experiment.schema import inline_toml
 from engine.insight.formatting import STATE_STYLES, cli_pct
 from engine.insight.formatting import metric as metric_text
 from engine.insight.top_losses_view import mistakes_report
@@ -288,6 +289,8 @@ def config_essentials(exp: Experiment, preset_name: str) -> Text:
             "model",
             f"{m.arch}"
             + (" (ImageNet weights)" if m.pretrained else "")
+            + (" (small-image stem)" if m.small_input else "")
+            + (f", {inline_toml(m.kwargs)}" if m.kwargs else "")
             + (f", init {m.init}" if m.init != "default" else ""),
         ),
         (
@@ -336,7 +339,14 @@ def run_report(run_dir: Path, summary: dict[str, Any] | None = None, runs_dir: P
         parts.append(Text(f"epoch {redo} ended after the last checkpoint: a resume trains it again", style="yellow"))
         metrics = metrics[: info.epochs_done]
     try:
-        parts.append(config_essentials(folder.experiment(), info.preset))
+        exp = folder.experiment()
+        parts.append(config_essentials(exp, info.preset))
+        if arch_kind(exp.model.arch) in ("file", "module"):
+            from engine.models import user_file  # torch: only for a run of the user's own model
+
+            drifted = user_file.drift(folder.path)  # the user's file edited or gone since the run's copy
+            if drifted:
+                parts.append(Text(drifted, style="yellow"))
     except (OSError, ValueError) as err:  # ConfigError is a ValueError and names the fields
         parts.append(Text(f"config.toml does not validate: {err}", style="red"))
     parts += [Text(""), reference_table(preset, metrics, summary)]

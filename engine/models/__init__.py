@@ -1,8 +1,11 @@
-"""The model registry: every architecture of engine.experiment.config.ARCHS, built by name from a ModelConfig.
+"""The model registry: every architecture of engine.experiment.config.ARCHS, built by name from a
+ModelConfig, and the models from elsewhere `model.arch` can name: torchvision's and timm's
+(engine/models/zoo.py) and the user's own class (engine/models/user_file.py).
 
 Every model takes float images (B, C, H, W) and returns logits (B, num_classes), works in
 channels_last and under autocast, and exposes its final classifier as `model.head`, so that a
-fine-tuning phase can train the head alone. torchvision is imported only for the ResNets.
+fine-tuning phase can train the head alone (engine/models/wrapped.py finds it in the others).
+torchvision is imported only for the ResNets and torchvision:NAME, timm only for timm:NAME.
 """
 
 from __future__ import annotations
@@ -12,20 +15,22 @@ from collections.abc import Callable
 
 from torch import nn
 
-from engine.experiment.config import ModelConfig, input_size_problem
+from engine.experiment.config import ZOO_LIBRARIES, ModelConfig, arch_kind, input_size_problem
 from engine.experiment.errors import ConfigError
+from engine.models import user_file
 from engine.models.alexnet import AlexNet
 from engine.models.backbone import BackboneNet
 from engine.models.init import initialise
 from engine.models.mobilenet import MobileNet
 from engine.models.simplecnn import SimpleCNN
+from engine.models.user_file import USER_KINDS, build_user_model
 from engine.models.weights import WeightsUnavailable, load_weights
 
 __all__ = ["BUILDERS", "WeightsUnavailable", "build_model", "count_parameters", "weights_note"]
 
 
 def uses_imagenet(cfg: ModelConfig) -> bool:
-    """ImageNet weights are fetched only when asked for and no local file stands in for them."""
+    """Pretrained (ImageNet) weights are fetched only when asked for and no local file stands in for them."""
     return cfg.pretrained and not cfg.weights_path
 
 
@@ -50,7 +55,12 @@ def _resnet(depth: int) -> Callable[[ModelConfig, int, int, int], nn.Module]:
     def build(cfg: ModelConfig, n: int, size: int, c: int) -> nn.Module:
         from engine.models.resnet import resnet  # torchvision takes seconds to import: only when needed
 
-        return resnet(depth, n, c, cfg.dropout, imagenet=uses_imagenet(cfg))
+        net = resnet(depth, n, c, cfg.dropout, imagenet=uses_imagenet(cfg))
+        if cfg.small_input:
+            from engine.models.wrapped import small_stem
+
+            small_stem(net, cfg.arch)
+        return net
 
     return build
 
@@ -81,11 +91,40 @@ def build_model(
         raise ConfigError([("data.image_size", problem)])
     if not fetch and uses_imagenet(cfg):
         cfg = cfg.model_copy(update={"pretrained": False})
-    model = BUILDERS[cfg.arch](cfg, num_classes, image_size, in_channels)
+    kind = arch_kind(cfg.arch)
+    if kind == "builtin":
+        model = BUILDERS[cfg.arch](cfg, num_classes, image_size, in_channels)
+    else:
+        model = _elsewhere(kind, cfg, num_classes, image_size, in_channels)
     # Pretrained layers keep their weights: only the new head is initialised.
     initialise(model.head if uses_imagenet(cfg) else model, cfg.init)
     if cfg.weights_path:
         load_weights(model, cfg.weights_path, cfg.arch)
+    return model
+
+
+def _elsewhere(kind: str, cfg: ModelConfig, num_classes: int, image_size: int, in_channels: int) -> nn.Module:
+    """A library's model or the user's own, wrapped so that `head` is its classifier, and probed with a
+    forward of two blank images of the data's size: a model that does not fit is a ConfigError here."""
+    from engine.models.wrapped import probe, wrap  # torch's nn only; zoo imports the library when named
+
+    if kind in ZOO_LIBRARIES:
+        from engine.models import zoo
+
+        name = cfg.arch.partition(":")[2]
+        build = zoo.torchvision_model if kind == "torchvision" else zoo.timm_model
+        model = build(name, cfg, num_classes, in_channels, uses_imagenet(cfg))
+        probe(model, cfg.arch, num_classes, in_channels, image_size)
+        return model
+    assert kind in USER_KINDS
+    net = build_user_model(cfg, num_classes, in_channels)
+    if cfg.small_input:
+        from engine.models.wrapped import small_stem
+
+        small_stem(net, cfg.arch)
+    path = user_file.source_file(cfg.arch)
+    model = wrap(net, f"{cfg.arch.rpartition(':')[2]} in {path}")
+    probe(model, cfg.arch.rpartition(":")[2], num_classes, in_channels, image_size, f" in {path}")
     return model
 
 
@@ -101,6 +140,11 @@ def weights_note(cfg: ModelConfig) -> str:
         return f"read from model.weights_path ({cfg.weights_path})"
     if not uses_imagenet(cfg):
         return "none"
+    kind, name = arch_kind(cfg.arch), cfg.arch.partition(":")[2]
+    if kind in ZOO_LIBRARIES:
+        from engine.models import zoo
+
+        return zoo.torchvision_weights_note(name) if kind == "torchvision" else zoo.timm_weights_note(name)
     from engine.models.resnet import IMAGENET_WEIGHTS, imagenet_weights_file
 
     path = imagenet_weights_file()

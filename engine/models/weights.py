@@ -3,7 +3,8 @@ weights problem becomes.
 
 A file is read only with `torch.load(weights_only=True)` (DESIGN.md, Trust). It may hold a
 model's state dict, a cnnlab checkpoint (the state dict under "model") or a torchvision state
-dict, whose classifier is called `fc` where cnnlab's models call it `head`. A head of another
+dict, whose classifier is called `fc` where cnnlab's models call it `head` (a library's or the
+user's network keeps its own names, under `net.`, and its own classifier's name). A head of another
 class count (ImageNet's 1000, or a run on another dataset), or none at all, is not loaded: the
 model keeps its freshly initialised head. Everything else must fit exactly.
 """
@@ -55,11 +56,18 @@ def load_weights(model: nn.Module, path: str | Path, arch: str) -> None:
     """Load `path` into `model` in place; raise WeightsUnavailable naming what does not fit."""
     state = read_state_dict(path)
     own = model.state_dict()
-    if not any(k.startswith("head.") for k in state) and not any(k.startswith("fc.") for k in own):
-        state = {("head." + k[3:] if k.startswith("fc.") else k): v for k, v in state.items()}
-    head = [k for k in own if k.startswith("head.")]
+    head_name = getattr(model, "head_name", None)
+    if head_name is not None:  # a library's or the user's network (engine.models.wrapped), its names under net.
+        if not all(k.startswith("net.") for k in state):
+            state = {"net." + k: v for k, v in state.items()}
+        prefix = f"net.{head_name}."
+    else:
+        if not any(k.startswith("head.") for k in state) and not any(k.startswith("fc.") for k in own):
+            state = {("head." + k[3:] if k.startswith("fc.") else k): v for k, v in state.items()}
+        prefix = "head."
+    head = [k for k in own if k.startswith(prefix)]
     if any(k in state and state[k].shape != own[k].shape for k in head):
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
     keep_own = set(head) - set(state)  # a replaced head stays as initialised
 
     # BatchNorm's batch counters are absent from older files and harmless to miss.

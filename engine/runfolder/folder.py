@@ -79,7 +79,7 @@ class RunFolder:
     @classmethod
     def create(cls, runs_dir: Path, exp: Experiment, preset: str | None = None, name: str | None = None) -> "RunFolder":
         """A new run folder with its config and status; on a failure (a full disk) nothing is left behind."""
-        stem = safe_name(name or preset or exp.model.arch)
+        stem = safe_name(name or preset or exp.model.stem)
         runs_dir = ensure_runs_dir(runs_dir)
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{secrets.token_hex(2)}"
         path = runs_dir / run_id

@@ -71,7 +71,7 @@ class Sweep:
     ) -> "Sweep":
         if metric not in METRICS:
             raise SweepError(f"metric {metric!r}: use one of {', '.join(METRICS)}")
-        stem = safe_name(name or preset or base.model.arch)
+        stem = safe_name(name or preset or base.model.stem)
         path = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{stem}-{secrets.token_hex(2)}"
         path.mkdir(parents=True)
         spec = {"study": path.name, **(spec or {})}

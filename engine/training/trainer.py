@@ -60,7 +60,7 @@ from engine.experiment.config import Experiment
 from engine.experiment.errors import ConfigError
 from engine.export.tensorboard_events import with_live_tensorboard
 from engine.files import os_error_text
-from engine.models import WeightsUnavailable, build_model, count_parameters
+from engine.models import WeightsUnavailable, build_model, count_parameters, user_file
 from engine.processes import world as distributed
 from engine.processes.world import SINGLE, RankLost, World
 from engine.runfolder.folder import RunFolder
@@ -69,6 +69,7 @@ from engine.training import autotune
 from engine.training import checkpoint as ckpt
 from engine.training.checkpointing import Checkpoints
 from engine.training.distribution import DIVERGED, distribution
+from engine.training.dry_run import check_model
 from engine.training.early_stop import BestScore
 from engine.training.live_status import LiveStatus
 from engine.training.phases import Phases
@@ -100,7 +101,11 @@ def run_experiment(
     listener: Listener | None = None,
     handle: RunHandle | None = None,
 ) -> RunResult:
+    """Train `exp` in a new run folder under runs_dir. Raises ConfigError, before any folder is made,
+    when the model cannot be built (engine.training.dry_run.check_model); every later fault ends the run."""
     world = _join(exp)
+    if world.main:
+        check_model(exp)  # a model that cannot be built (the user's file, a library's name): no folder, one message
     folder = RunFolder.create(Path(runs_dir), exp, preset, name) if world.main else None
     if world.distributed:  # under torchrun: one folder, made by rank 0
         folder = RunFolder(Path(world.broadcast_object(str(folder.path) if folder else None)))
@@ -371,7 +376,12 @@ class _Training:
                 "the training split is empty: check data.train_subset, data.val_split and data.test_split"
             )
         images = splits.train.images
-        model = build_model(exp.model, splits.num_classes, images.shape[-1], images.shape[1])
+        # A run that starts keeps a copy of the user's model file; it and every resume build from the copy.
+        starts = not self.resume or fresh
+        keep = ranks.writes and starts
+        ranks.writer_first(lambda: user_file.keep_copy(self.folder.path, exp.model) if keep else None)
+        model_cfg = user_file.for_run(self.folder.path, exp.model)
+        model = build_model(model_cfg, splits.num_classes, images.shape[-1], images.shape[1])
         # auto precision or layout: measured on copies of this model (engine.training.autotune), or as kept.
         rt, tuning = ranks.settle(exp, rt, model, tuple(images.shape[1:]), splits.num_classes)
         if tuning is not None:

@@ -5,6 +5,7 @@ naming the file), the run's copy of that file, and the FLOP count the dry run pr
 from __future__ import annotations
 
 import textwrap
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -116,9 +117,9 @@ def test_pretrained_weights_offline_are_refused_with_where_to_put_them(monkeypat
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty cache
 
     def offline(*args, **kwargs):
-        raise OSError("network is unreachable")
+        raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)  # what torchvision downloads through
     with pytest.raises(WeightsUnavailable) as err:
         build_model(ModelConfig(arch="torchvision:resnet18", pretrained=True), 10, 32)
     assert "network is unreachable" in str(err.value) and str(tmp_path) in str(err.value)
@@ -131,8 +132,8 @@ def test_the_small_image_stem_keeps_32_pixels_into_layer1():
     assert isinstance(small.net.maxpool, torch.nn.Identity)
     seen = {}
     for name, m in (("plain", plain), ("small", small)):
-        m.net.layer1.register_forward_hook(lambda _m, _i, out, name=name: seen.setdefault(name, out.shape[-1]))
-        m(torch.zeros(1, 3, 32, 32))
+        m.net.layer1.register_forward_hook(lambda _m, _i, out, name=name: seen.update({name: out.shape[-1]}))
+        m.eval()(torch.zeros(1, 3, 32, 32))
     assert seen == {"plain": 8, "small": 32}
     assert forward_flops(small, (3, 32, 32)) > 10 * forward_flops(plain, (3, 32, 32))
     with pytest.raises(ConfigError, match="model.small_input: torchvision:mobilenet_v3_small has no ResNet stem"):
@@ -163,7 +164,7 @@ BAD_FILES = {
     ),
     "constructor raises": (
         GOOD.replace("super().__init__()", "super().__init__()\n        raise ValueError('bad width')"),
-        "failed, line 10: ValueError: bad width",
+        "failed, line 9: ValueError: bad width",
     ),
     "wrong output": (
         GOOD.replace("return self.classifier(self.body(x))", "return self.body(x)"),

@@ -87,13 +87,13 @@ def test_tab_keys_change_the_editor_tab_in_real_tmux(tmp_path):
         tmux("send-keys", "-t", "cnnlab", "C-PageUp")
         tmux.wait_for(showing("data"), "ctrl+PgUp: the previous tab")
 
-        # The model tab opens on a choice (a select, not a text field): there ] and [ change tab.
-        tmux("send-keys", "-t", "cnnlab", "F8", "F8")
-        tmux.wait_for(showing("model"), "two tabs on")
+        # The optimizer tab opens on a choice (a select, not a text field): there ] and [ change tab.
+        tmux("send-keys", "-t", "cnnlab", "F8", "F8", "F8")
+        tmux.wait_for(showing("optim"), "three tabs on")
         tmux("send-keys", "-t", "cnnlab", "]")
-        tmux.wait_for(showing("optim"), "]: the next tab")
+        tmux.wait_for(showing(names[4]), "]: the next tab")
         tmux("send-keys", "-t", "cnnlab", "[")
-        tmux.wait_for(showing("model"), "[: the previous tab")
+        tmux.wait_for(showing("optim"), "[: the previous tab")
 
         # The keys are shown where the user looks for them (the footer redraws as focus moves: wait for it).
         tmux.wait_for(lambda lines: any("esc Back" in line and "F7 F8 Tab" in line for line in lines), "the footer")

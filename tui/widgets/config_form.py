@@ -2,8 +2,9 @@
 
 Every section of `Experiment` becomes a tab and every field a row: its title, an editor of the
 kind engine.experiment.schema gives the field (bool → Switch, Literal → Select, numbers and text → Input,
-lists and tuples → an Input holding TOML), its help with the bounds, and the problem pydantic
-reports for it. This module only builds widgets: what a field is, its bounds, its choices and
+lists and tuples → an Input holding TOML; a text field whose schema names a list of suggestions,
+such as model.arch, completes what is typed from that list), its help with the bounds, and the
+problem pydantic reports for it. This module only builds widgets: what a field is, its bounds, its choices and
 their titles are read in engine.experiment.schema, so a field added to engine/experiment/config.py appears here.
 
 Each edit rebuilds the candidate dict and runs engine.experiment.config.validate_experiment on it, so the
@@ -20,10 +21,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch, TabbedContent, TabPane
 
-from engine.experiment.config import Experiment, unused_fields, validate_experiment
+from engine.experiment.config import ARCHS, Experiment, unused_fields, validate_experiment
 from engine.experiment.errors import ConfigError
 from engine.experiment.overrides import flatten
 from engine.experiment.schema import FieldSpec, field_specs, locate_problems, sections
@@ -33,6 +35,26 @@ CHANGED_MARK = "●"
 
 def widget_id(spec: FieldSpec) -> str:
     return "field-" + spec.key.replace(".", "-")
+
+
+def suggestions_of(spec: FieldSpec) -> str | None:
+    """The name of the list a text field's typing is completed from (its schema's "suggest"), if any."""
+    extra = spec.info.json_schema_extra
+    name = extra.get("suggest") if isinstance(extra, dict) else None
+    return name if isinstance(name, str) else None
+
+
+_ARCH_NAMES: list[str] = []  # every model.arch name, loaded once per process (torchvision and timm take seconds)
+
+
+def architecture_names() -> list[str]:
+    """The built-ins, then torchvision:NAME and timm:NAME for every classifier the libraries have;
+    blocking (it imports them): call it from a thread worker."""
+    if not _ARCH_NAMES:
+        from engine.models.zoo import arch_names
+
+        _ARCH_NAMES.extend(arch_names())
+    return _ARCH_NAMES
 
 
 # --- the widgets -----------------------------------------------------------------------------
@@ -80,6 +102,8 @@ class FieldRow(Widget):
                 options, value=self.raw, allow_blank=spec.optional, compact=True, id=editor_id, classes="field-editor"
             )
         else:
+            # Until the libraries' names have loaded, the built-ins complete what is typed.
+            suggest = suggestions_of(spec)
             yield Input(
                 value=self.raw,
                 placeholder="empty" if spec.optional else "",
@@ -87,6 +111,7 @@ class FieldRow(Widget):
                 id=editor_id,
                 classes="field-editor",
                 select_on_focus=False,
+                suggester=SuggestFromList(_ARCH_NAMES or list(ARCHS), case_sensitive=False) if suggest else None,
             )
         yield Static(self._note(), classes="field-note")
 
@@ -128,10 +153,28 @@ class FieldRow(Widget):
             self.query_one(".switch-state", Label).update("on" if self.raw else "off")
         self.query_one(".field-note", Static).update(self._note())
 
+    class NamesLoaded(Message):
+        """The full list a field's typing is completed from, loaded in a thread worker."""
+
+        def __init__(self, names: list[str]) -> None:
+            super().__init__()
+            self.names = names
+
     def on_mount(self) -> None:
         form = self.query_ancestor(ConfigForm)
         key = self.spec.key
         self.show(form.errors.get(key), key in form.changed, form.unused.get(key))
+        if suggestions_of(self.spec) == "architectures" and not _ARCH_NAMES:
+            self.run_worker(self._load_names, thread=True, exclusive=True, group="arch-names", exit_on_error=False)
+
+    def _load_names(self) -> None:
+        self.post_message(self.NamesLoaded(architecture_names()))  # post_message is safe from a thread
+
+    def on_field_row_names_loaded(self, event: NamesLoaded) -> None:
+        event.stop()
+        editor = self.editor
+        if isinstance(editor, Input):
+            editor.suggester = SuggestFromList(event.names, case_sensitive=False)
 
 
 class ConfigForm(Widget):
