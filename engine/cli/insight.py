@@ -3,7 +3,8 @@ runs rather than start them.
 
 - lr-find: the learning-rate range test (engine.insight.lr_find) of a preset or TOML with `--set`; the curve
   drawn in the terminal, `suggested lr: …` with its rule, and where to put it.
-- export: run folders to a CSV, TensorBoard event files or W&B offline runs (engine.export).
+- export: run folders to a CSV, TensorBoard event files or W&B offline runs (engine.export); with
+  --format onnx or torchscript, a run's trained model to one file (engine.cli.inference).
 - groups: the seed groups in the runs folder (engine.insight.seed_groups) with mean ± std.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from rich.table import Table
 
 from engine.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
+from engine.cli.inference import MODEL_FORMATS, add_checkpoint_option, cmd_export_model
 from engine.cli.options import runs_dir
 from engine.cli.output import err, out, print_table
 
@@ -38,10 +40,18 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
     lf.add_argument("--json", action="store_true", help="print the curve and the suggestion as JSON")
     lf.set_defaults(func=cmd_lr_find)
 
-    ex = sub.add_parser("export", parents=[common], help="runs to a CSV, TensorBoard event files or W&B offline runs")
+    ex = sub.add_parser(
+        "export",
+        parents=[common],
+        help="runs to a CSV, TensorBoard event files or W&B offline runs; a run's model to ONNX or TorchScript",
+    )
     ex.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (or ids in the runs folder)")
-    ex.add_argument("--format", choices=("csv", "tensorboard", "wandb"), default="csv")
-    ex.add_argument("--out", help="where to write (default: <runs>/exports/<format>)")
+    ex.add_argument("--format", choices=("csv", "tensorboard", "wandb", *MODEL_FORMATS), default="csv")
+    ex.add_argument(
+        "--out",
+        help="where to write (default: <runs>/exports/<format>); for onnx and torchscript the model file, required",
+    )
+    add_checkpoint_option(ex, default=None)
     ex.set_defaults(func=cmd_export)
 
     gr = sub.add_parser("groups", parents=[common], help="seed groups: runs that differ only in train.seed, mean ± std")
@@ -152,6 +162,10 @@ def resolve_runs(names: list[str], runs: Path) -> list[Path]:
 def cmd_export(args) -> int:
     from engine.export import ExtraMissing, export_runs
 
+    if args.format in MODEL_FORMATS:
+        return cmd_export_model(args)
+    if args.checkpoint:
+        raise UsageError(f"--checkpoint picks a model's weights, for --format {' or '.join(MODEL_FORMATS)}")
     runs = runs_dir(args)
     paths = resolve_runs(args.run_dirs, runs)
     where = Path(args.out) if args.out else runs / "exports" / args.format

@@ -8,7 +8,7 @@ from engine.cli.options import global_options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.cli import bench, control, insight, listing, run, show, sweep
+    from engine.cli import bench, control, inference, insight, listing, run, show, sweep
 
     common = global_options()
     p = argparse.ArgumentParser(
@@ -17,6 +17,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="CNN image-classification experiments: the console (no command) and headless commands.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for family in (run, control, listing, sweep, show, bench, insight):
+    for family in (run, control, listing, sweep, show, bench, insight, inference):
         family.add_cli(sub, common)
     return p

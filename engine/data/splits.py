@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -67,6 +68,19 @@ class Splits:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What a model trained on these splits takes: square size, channels, the normalisation (one
+        figure per channel) and the class names its outputs stand for."""
+        images = self.train.images
+        channels = int(images.shape[1])
+        return {
+            "size": int(images.shape[-1]),
+            "channels": channels,
+            "mean": [float(m) for m in self.mean][:channels],
+            "std": [float(s) for s in self.std][:channels],
+            "class_names": list(self.class_names),
+        }
 
 
 def describe(cfg: DataConfig) -> tuple[int, int, int]:

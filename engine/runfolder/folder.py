@@ -34,7 +34,7 @@ import tomli_w
 from engine.experiment import toml_files
 from engine.files import atomic_write_text, overwrite_in_place, safe_name, timestamp
 from engine.runfolder import lock as run_lock
-from engine.runfolder.json_files import read_metrics, read_status, read_summary
+from engine.runfolder.json_files import read_metrics, read_preprocessing, read_status, read_summary
 from engine.runfolder.liveness import still_running
 
 if TYPE_CHECKING:  # the console's first screen reads runs and paths before pydantic is imported
@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # the console's first screen reads runs and paths before pyda
 
 # The files that make a folder a run folder (a runs folder also holds presets/ and sweeps).
 RUN_FILES = ("config.toml", "status.json", "metrics.jsonl", "checkpoints")
+# What the model takes, for using it where the dataset is not (written by the trainer at set-up).
+PREPROCESSING_FILE = "preprocessing.json"
 
 
 def default_runs_dir() -> Path:
@@ -231,6 +233,14 @@ class RunFolder:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=1))
+
+    def write_preprocessing(self, doc: dict[str, Any]) -> None:
+        """What the run's images go through before the model sees them (size, channels, mean, std, class
+        names), kept so that its model can be used where its dataset is not (cnnlab predict, export)."""
+        atomic_write_text(self.path / PREPROCESSING_FILE, json.dumps(doc, indent=1))
+
+    def preprocessing(self) -> dict[str, Any] | None:
+        return read_preprocessing(self.path / PREPROCESSING_FILE)
 
 
 def is_run_folder(path: Path) -> bool:

@@ -240,3 +240,32 @@ def read_summary(path: Path) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"summary.json: {key} has {len(summary[key])} entries for {n} classes")
             del summary[key]
     return summary, problems
+
+
+def _floats(v: Any) -> bool:
+    return isinstance(v, list) and 0 < len(v) <= 4 and all(is_number(x) for x in v)
+
+
+def _names(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(x, str) for x in v)
+
+
+PREPROCESSING_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "size": lambda v: is_count(v, 1),
+    "channels": lambda v: is_count(v, 1),
+    "mean": _floats,
+    "std": _floats,
+    "class_names": _names,
+}
+
+
+def read_preprocessing(path: Path) -> dict[str, Any] | None:
+    """preprocessing.json when every figure in it is of the right type; None when missing or damaged
+    (the caller then works it out from the run's data, or says why it cannot)."""
+    doc, problem = read_json(path)
+    if problem or not isinstance(doc, dict):
+        return None
+    clean, problems = _clean(doc, PREPROCESSING_CHECKS, "preprocessing.json")
+    if problems or set(clean) != set(PREPROCESSING_CHECKS):
+        return None
+    return clean

@@ -380,6 +380,8 @@ class _Training:
         starts = not self.resume or fresh
         keep = ranks.writes and starts
         ranks.writer_first(lambda: user_file.keep_copy(self.folder.path, exp.model) if keep else None)
+        if ranks.writes:
+            self.folder.write_preprocessing(splits.preprocessing())
         model_cfg = user_file.for_run(self.folder.path, exp.model)
         model = build_model(model_cfg, splits.num_classes, images.shape[-1], images.shape[1])
         # auto precision or layout: measured on copies of this model (engine.training.autotune), or as kept.

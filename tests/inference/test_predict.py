@@ -60,6 +60,34 @@ def test_predict_gives_the_runs_own_predictions_on_its_test_images(trained_run, 
     assert [p["top"][0]["index"] for p in got] == reference.tolist()
 
 
+def test_without_its_dataset_the_run_predicts_from_the_preprocessing_it_recorded(
+    trained_run, capsys, tmp_path, monkeypatch
+):
+    """A run is used where its dataset is not: the trainer kept what its images went through."""
+    import engine.inference.preprocessing as preprocessing
+    from engine.data.splits import DatasetMissing
+
+    few = tmp_path / "few"
+    few.mkdir()
+    for i in range(FEW):
+        shutil.copy(trained_run.images / f"test-{i:04d}.png", few)
+    here = predict_json(capsys, trained_run.path, few, "--top", "3")
+    recorded = RunFolder(trained_run.path).preprocessing()
+    assert recorded is not None and recorded["channels"] == 3 and len(recorded["class_names"]) == 10
+
+    def missing(cfg):
+        raise DatasetMissing("the dataset is not on this machine")
+
+    monkeypatch.setattr(preprocessing, "load_splits", missing)
+    assert predict_json(capsys, trained_run.path, few, "--top", "3") == here
+    (trained_run.path / "preprocessing.json").rename(tmp_path / "kept.json")  # shapes' stats come from its images
+    try:
+        assert main(["predict", str(trained_run.path), str(few)]) == 2
+        assert "cannot be known without its dataset" in capsys.readouterr().err
+    finally:
+        (tmp_path / "kept.json").rename(trained_run.path / "preprocessing.json")
+
+
 def test_predict_on_the_whole_test_set_scores_the_runs_test_accuracy(trained_run, capsys):
     summary = RunFolder(trained_run.path).summary()
     got = predict_json(capsys, trained_run.path, trained_run.images, "--checkpoint", summary["test_checkpoint"])

@@ -59,6 +59,7 @@ class RunScreen(Screen):
         Binding("e", "smooth", "Smooth", show=False),  # cycles the EMA strength of the loss and accuracy curves
         Binding("w", "most_wrong", "Wrong"),  # the results at what it gets most wrong (top losses)
         Binding("y", "log_loss", "Log loss", show=False),
+        Binding("i", "predict", "Predict"),  # the trained model on a file or folder (tui/screens/predict.py)
         Binding("b,escape", "back", "Back"),
     ]
 
@@ -187,7 +188,10 @@ class RunScreen(Screen):
             )
         if view.state == "finished" and not self._results_shown:
             self._results_shown = True
-            self.query_one(RunResults).show_summary(view.summary or {})
+            results = self.query_one(RunResults)
+            results.show_summary(view.summary or {})
+            results.offer_predict(self._checkpoint() is not None)
+            self.refresh_bindings()
 
     def _feed_charts(self, view: RunView) -> None:
         rows = view.rows
@@ -215,6 +219,8 @@ class RunScreen(Screen):
     # --- keys -------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "predict":
+            return self._checkpoint() is not None  # hidden until there is a model to load
         if action in ("pause", "stop"):
             if self.read_only and not self._live():
                 return False  # a view of a run no process trains: nothing to steer
@@ -254,6 +260,27 @@ class RunScreen(Screen):
     def action_toggle_results(self) -> None:
         switcher = self.query_one(ContentSwitcher)
         switcher.current = "results" if switcher.current == "live" else "live"
+
+    def _run_dir(self) -> Path | None:
+        """The folder of the run on screen: the console's own once it started, or the folder followed."""
+        if self.model.run_dir is not None:
+            return self.model.run_dir
+        return self.feed.folder.path if self.feed is not None else None
+
+    def _checkpoint(self) -> str | None:
+        from tui.screens.predict import checkpoint_of
+
+        run_dir = self._run_dir()
+        return checkpoint_of(run_dir) if run_dir is not None and self.model.ended else None
+
+    def action_predict(self) -> None:
+        from tui.screens.predict import PredictScreen
+
+        run_dir = self._run_dir()
+        if run_dir is None or self._checkpoint() is None:
+            self.notify("this run has no checkpoint yet: predicting needs a trained model", severity="warning")
+            return
+        self.app.push_screen(PredictScreen(run_dir, self._checkpoint()))
 
     def action_focus_log(self) -> None:
         self.query_one(ContentSwitcher).current = "live"

@@ -51,6 +51,7 @@ class RunsScreen(Screen):
         Binding("d", "delete", "Delete"),
         Binding("w", "sweep", "Sweep"),  # the sweep a trial belongs to (tui/screens/sweep.py)
         Binding("x", "export", "Export"),  # the selected runs: CSV, TensorBoard, W&B (tui/screens/export.py)
+        Binding("i", "predict", "Predict"),  # a trained run's model on the user's images (tui/screens/predict.py)
         Binding("f5", "refresh", "Refresh", show=False),  # and by itself while a run in it trains
         Binding("b,escape", "back", "Back"),
     ]
@@ -139,11 +140,15 @@ class RunsScreen(Screen):
         self.refresh_bindings()  # p and s for a running run, E for a finished one
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        info = self.current() if action in ("pause", "stop", "extend") else None
+        info = self.current() if action in ("pause", "stop", "extend", "predict") else None
         if action in ("pause", "stop"):
             return info is not None and info.state == "running"
         if action == "extend":
             return info is not None and info.state == "finished"
+        if action == "predict":
+            from tui.screens.predict import checkpoint_of
+
+            return info is not None and info.state != "running" and checkpoint_of(info.path) is not None
         return True
 
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
@@ -260,6 +265,15 @@ class RunsScreen(Screen):
         paths = paths or ([str(r.path) for r in group.runs] if group else [str(current.path)] if current else [])
         if paths:
             self.app.push_screen(ExportScreen([Path(p) for p in paths], self.runs_dir / "exports"))
+
+    def action_predict(self) -> None:
+        from tui.screens.predict import PredictScreen, checkpoint_of
+
+        info = self.current()
+        if info is None or checkpoint_of(info.path) is None:
+            self.notify("this run has no checkpoint: predicting needs a trained model", severity="warning")
+            return
+        self.app.push_screen(PredictScreen(info.path))
 
     def action_delete(self) -> None:
         current = self.current()

@@ -4,7 +4,9 @@ confused pairs, the highest-loss test images) and predicted examples, read from 
 
 Report 002's Adam run predicted one label for every image and its overall accuracy hid it; the
 per-class table and the collapse warning (in red) make such a run visible at a glance. The tables
-and thumbnails are engine.insight.show's, the same the `cnnlab show` command prints.
+and thumbnails are engine.insight.show's, the same the `cnnlab show` command prints. A run with a
+checkpoint offers its model for images of the user's own (`offer_predict`: the run screen's i key,
+tui/screens/predict.py).
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ class RunResults(VerticalScroll):
         width: 100%;
         margin-bottom: 1;
     }
+    RunResults #results-predict {
+        color: $text-muted;
+        display: none;
+    }
     RunResults #collapse-warning {
         color: $error;
         text-style: bold;
@@ -56,12 +62,19 @@ class RunResults(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static("No results yet: they appear when the run finishes.", id="results-headline")
+        yield Static(
+            "i  predict on a path: classify an image file or a folder of them with this model", id="results-predict"
+        )
         yield Static("", id="collapse-warning")
         yield Static("", id="results-shares")
         yield Static("", id="results-per-class")
         yield Static("", id="results-confusion")
         yield Static("", id="results-mistakes")
         yield Static("", id="results-examples")
+
+    def offer_predict(self, offered: bool) -> None:
+        """Say that the model can classify the user's images (the run has a checkpoint to load)."""
+        self.query_one("#results-predict", Static).display = offered
 
     def show_summary(self, summary: dict[str, Any]) -> None:
         # Imported here: engine.insight.show pulls in numpy, which the console's first screen does not need.
