@@ -108,7 +108,9 @@ def test_without_its_dataset_the_check_uses_random_images(copy_run, tmp_path, mo
         raise DatasetMissing("the dataset is not here")
 
     monkeypatch.setattr(preprocessing, "load_splits", missing)
-    # shapes' normalisation is measured on its images: without them it cannot be known
+    # shapes' normalisation is measured on its images: without them, or the record of it the trainer
+    # keeps in preprocessing.json, it cannot be known
+    (copy_run / "preprocessing.json").unlink()
     with pytest.raises(InferenceError, match="cannot be known without its dataset.*computed from its images"):
         model_export.export_model(copy_run, "torchscript", tmp_path / "m.pt")
     assert no_leftovers(tmp_path) == [copy_run.name]
