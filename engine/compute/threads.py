@@ -62,14 +62,19 @@ def live_claims(folder: Path) -> list[Claim]:
         return []
     for path in paths:
         if lock_held(path) is not True:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a folder of that name, or one this user may not remove: not a claim, passed over
             continue
         try:
             doc = json.loads(path.read_text())
             fixed = doc.get("fixed")
-            claims.append(Claim(path.name, float(doc["since"]), int(fixed) if fixed else None))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # being written this instant: counted at the next look
+            since = float(doc["since"])
+            fixed = int(fixed) if fixed else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+            continue  # being written this instant (or damaged while its holder lives): counted at the next look
+        claims.append(Claim(path.name, since, fixed if fixed is None or fixed > 0 else None))
     return claims
 
 
