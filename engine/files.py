@@ -10,11 +10,16 @@ import errno
 import fcntl
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# cnnlab's file format, written into status.json, a trial's trial.json and sweep.toml. Raised when
+# a file changes so that an older cnnlab would misread it; an older cnnlab then refuses the folder
+# (newer_format) instead of guessing. Files without it are of format 1.
+FORMAT = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -28,7 +33,8 @@ def safe_name(name: str) -> str:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, flushed, then rename it over `path`; if anything
     fails on the way (a full disk) the temporary file is removed and `path` is as it was."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique to the process and thread: two writers at once each rename a whole file of their own.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
@@ -57,6 +63,55 @@ def _remove(path: Path) -> None:
         pass
 
 
+# Files that are commands to a run or a claim on the machine (a run's control folder, its lock, a core
+# claim): never writable by another user, whatever the umask (a stricter umask narrows them further).
+# Every other file cnnlab writes takes the modes the umask gives.
+COMMAND_FILE_MODE = 0o644
+COMMAND_DIR_MODE = 0o755
+
+
+def make_command_dir(path: Path) -> None:
+    """A folder of command or claim files, made (with its parents) never writable by others; one made
+    so by an older cnnlab, or by hand, loses others' write permission if it is this user's."""
+    path.mkdir(parents=True, exist_ok=True, mode=COMMAND_DIR_MODE)
+    st = path.stat()
+    if st.st_mode & 0o002 and st.st_uid == os.geteuid():
+        os.chmod(path, st.st_mode & 0o7755)
+
+
+def user_name(uid: int) -> str:
+    """A uid's user name (the number where it has none)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def owner_of(path: str | Path) -> str:
+    """The user name owning `path` ("?" where it cannot be looked at)."""
+    try:
+        return user_name(os.stat(path).st_uid)
+    except OSError:
+        return "?"
+
+
+def _denied(where: str) -> str:
+    """Permission denied, with the folder that refused it and whose it is: most often another user's."""
+    if not where:
+        return "permission denied: the path"
+    folder = Path(where)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_file():
+        folder = folder.parent
+    me, owner = user_name(os.geteuid()), owner_of(folder)
+    if owner == me:
+        return f"permission denied: {where}"
+    return f"permission denied: {where} ({folder} belongs to {owner}; this is {me}: give a folder of your own)"
+
+
 def os_error_text(err: OSError) -> str:
     """A failed file operation in words a user acts on: "no space left on /data/runs/x/checkpoints"."""
     where = str(err.filename) if err.filename else ""
@@ -67,7 +122,7 @@ def os_error_text(err: OSError) -> str:
     if err.errno == errno.EROFS:
         return f"{where or 'the path'} is on a read-only file system"
     if err.errno in (errno.EACCES, errno.EPERM):
-        return f"permission denied: {where or 'the path'}"
+        return _denied(where)
     if err.errno == errno.ENOTDIR:
         if where and os.path.isfile(where):
             return f"{where} is a file, not a folder"
@@ -79,6 +134,16 @@ def os_error_text(err: OSError) -> str:
     if err.errno == errno.ELOOP:
         return f"{where}: a symbolic link loop"
     return f"{where + ': ' if where else ''}{err.strerror or err}"
+
+
+def newer_format(doc_format: Any, name: str) -> str | None:
+    """The one line for a file of a newer format than this cnnlab reads; None for this format, an
+    older one or none (read as today)."""
+    if isinstance(doc_format, int) and not isinstance(doc_format, bool) and doc_format > FORMAT:
+        return (
+            f"{name} was written by a newer cnnlab (format {doc_format}, this one reads up to {FORMAT}): upgrade cnnlab"
+        )
+    return None
 
 
 def timestamp(when: float | None = None) -> str:

@@ -9,6 +9,8 @@ engine.sweeps.study's, running it engine.sweeps.runner's.
 from __future__ import annotations
 
 import argparse
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from engine.sweeps.folder import Sweep, check_csv_path, write_csv
 from engine.sweeps.launch import parse_grid_arg, parse_random_arg
 from engine.sweeps.plan import SweepPlan, Workers
 from engine.sweeps.runner import SweepResult, join_sweep, resume_sweep, run_sweep
-from engine.sweeps.study import GRACE_S, PRUNERS
+from engine.sweeps.study import GRACE_S, PRUNERS, STORAGE_ENV
 
 
 def add_cli(sub, common: argparse.ArgumentParser) -> None:
@@ -84,7 +86,9 @@ def add_cli(sub, common: argparse.ArgumentParser) -> None:
         "--storage",
         metavar="URL",
         help="keep the study in a database shared by several machines (postgresql+psycopg://user@host/db) "
-        "instead of the sweep folder's study.journal",
+        "instead of the sweep folder's study.journal; default $CNNLAB_SWEEP_STORAGE. Give the URL without its "
+        "password (a command line is seen by every user): it comes from $CNNLAB_SWEEP_STORAGE, PGPASSWORD or "
+        "~/.pgpass",
     )
     sp.add_argument("--study", metavar="NAME", help="with --join --storage: the study (the sweep folder's name)")
     sp.add_argument(
@@ -163,6 +167,15 @@ def _resume(args, workers: Workers) -> SweepResult:
         raise SweepError("--resume continues a sweep as it was planned: give only the sweep folder")
     sweep = Sweep.load(Path(args.resume))
     _say(args, f"resuming sweep {sweep.path} ({len(sweep.trials)} trials)")
+    from engine.sweeps.journal import cut_short
+    from engine.sweeps.study import JOURNAL_FILE
+
+    if cut_short(sweep.path / JOURNAL_FILE):
+        _say(
+            args,
+            f"{sweep.path / JOURNAL_FILE}: its last line is cut short (a full disk, a copy cut short); "
+            "the record it held is dropped and its slot runs again if it must",
+        )
     with StopOnInterrupt(workers.handle):
         return resume_sweep(sweep.path, workers)
 
@@ -181,6 +194,8 @@ def _new_sweep(args, workers: Workers) -> SweepResult | None:
         for i, t in enumerate(slots, 1):
             print(f"trial {i:>3}: {describe_overrides(t) if t else 'drawn by TPE when it starts'}")
         return None
+    if not workers.storage_url and os.environ.get(STORAGE_ENV):
+        workers = replace(workers, storage_url=os.environ[STORAGE_ENV])  # a new sweep's database: the environment's
     how = f", {workers.count} workers" if workers.count > 1 else ""
     _say(args, f"sweep of {len(slots)} trials over {', '.join(plan.varied)}, sorted by {plan.metric}{how}")
     with StopOnInterrupt(workers.handle):
@@ -189,7 +204,7 @@ def _new_sweep(args, workers: Workers) -> SweepResult | None:
             plan,
             runs_dir=runs,
             workers=workers,
-            on_created=lambda sweep: _say(args, join_hint(sweep, args.storage)),
+            on_created=lambda sweep: _say(args, join_hint(sweep, workers.storage_url)),
         )
 
 
@@ -238,9 +253,10 @@ def _results(args, result: SweepResult) -> int:
 def join_hint(sweep: Sweep, storage_url: str | None) -> str:
     """Where the sweep is, and how another terminal (or, through a database, another machine) adds a worker."""
     if storage_url:
-        from engine.sweeps.study import hide_password
+        from engine.sweeps.study import strip_password
 
-        where = f"--join --storage {hide_password(storage_url)} --study {sweep.study_name}"
+        # without the password: the other machine has it in CNNLAB_SWEEP_STORAGE, PGPASSWORD or ~/.pgpass
+        where = f"--join --storage {strip_password(storage_url)} --study {sweep.study_name}"
     else:
         where = f"--join {sweep.path}"
     return f"sweep folder {sweep.path}\nadd a worker from another terminal: cnnlab sweep {where}"

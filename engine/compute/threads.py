@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.compute.machine import claims_dir
-from engine.files import lock_held
+from engine.files import COMMAND_FILE_MODE, lock_held, make_command_dir
 
 REBALANCE_S = 1.0
 WORKER_CPUS_ENV = "CNNLAB_WORKER_CPUS"  # engine.compute.cores: a sweep worker pinned to these cores
@@ -118,10 +118,10 @@ class CoreShare:
         # cores it may run on (a container's or taskset's limit).
         self.cores = max(1, min(self._before, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            make_command_dir(self.folder)
             name = f"{socket.gethostname()}-{os.getpid()}-{time.monotonic_ns()}.claim"
             path = self.folder / name
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, COMMAND_FILE_MODE)
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, json.dumps({"pid": os.getpid(), "since": time.time(), "fixed": self.fixed}).encode())
             self._fd, self._path = fd, path

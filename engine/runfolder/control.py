@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.files import timestamp
+from engine.files import COMMAND_FILE_MODE, make_command_dir, timestamp
 
 COMMANDS = ("pause", "continue", "stop", "checkpoint")
 CONTROL_DIR = "control"
@@ -44,19 +44,22 @@ def send(run_dir: Path, command: str, reason: str = "") -> Command:
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}; one of {', '.join(COMMANDS)}")
     folder = Path(run_dir) / CONTROL_DIR
-    folder.mkdir(exist_ok=True)
+    make_command_dir(folder)
     cmd = Command(command, secrets.token_hex(6), timestamp(), socket.gethostname(), reason)
     name = f"{time.time_ns():020d}-{cmd.id}.json"
     tmp = folder / f".{name}.tmp"
-    tmp.write_text(json.dumps(cmd.__dict__))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, COMMAND_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(cmd.__dict__))
     os.replace(tmp, folder / name)
     return cmd
 
 
 def _parse(path: Path) -> Command | None:
     try:
-        if path.stat().st_size > _MAX_COMMAND_BYTES:
-            return None
+        st = path.stat()
+        if st.st_size > _MAX_COMMAND_BYTES or st.st_uid not in (os.geteuid(), 0):
+            return None  # too big to be a command, or put there by another user: not a command to this run
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 
 from engine.experiment import toml_files
-from engine.files import atomic_write_text, overwrite_in_place, safe_name, timestamp
+from engine.files import FORMAT, atomic_write_text, overwrite_in_place, safe_name, timestamp
 from engine.runfolder import lock as run_lock
 from engine.runfolder.json_files import read_metrics, read_preprocessing, read_status, read_summary
 from engine.runfolder.liveness import still_running
@@ -61,6 +61,8 @@ def ensure_runs_dir(runs_dir: Path) -> Path:
     if runs_dir.exists() and not runs_dir.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(runs_dir))
     runs_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(runs_dir, os.W_OK | os.X_OK):  # another user's folder: said here, not as a run's mkdir
+        raise PermissionError(errno.EACCES, "Permission denied", str(runs_dir))
     return runs_dir
 
 
@@ -209,7 +211,7 @@ class RunFolder:
         old = read_status(self.path / "status.json")[0] or {}
         now = timestamp()
         st = {**old, **extra, "state": state, "message": message, "updated": now, "beat": time.time()}
-        st.update(pid=os.getpid(), host=socket.gethostname())
+        st.update(pid=os.getpid(), host=socket.gethostname(), format=FORMAT)
         st.setdefault("created", now)
         if state == "running" and "started" not in old:
             st["started"] = now

@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.files import newer_format
+
 STATES = ("created", "running", "finished", "stopped", "failed", "diverged", "pruned")  # pruned: a sweep's pruner
 MAX_JSON_BYTES = 64 * 1024 * 1024  # a summary with its example images is a few hundred KB
 
@@ -110,6 +112,7 @@ STATUS_CHECKS: dict[str, Callable[[Any], bool]] = {
     "precision": _text,
     "channels_last": lambda v: isinstance(v, bool),
     "params": is_count,
+    "format": is_count,
 }
 
 
@@ -122,6 +125,9 @@ def read_status(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
         return None, []
     if not isinstance(doc, dict):
         return None, [f"status.json holds {_kind(doc)}, not the run's status"]
+    newer = newer_format(doc.get("format"), "status.json")
+    if newer:  # its keys may mean what this cnnlab does not know: unread, not guessed at
+        return None, [newer]
     status, problems = _clean(doc, STATUS_CHECKS, "status.json")
     if "state" not in status and "state" not in doc:
         problems.append("status.json has no state")
@@ -132,6 +138,15 @@ def read_status(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
 
 METRIC_NUMBERS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec")
 MAX_EPOCH = 1_000_000
+
+
+def newer_status(path: Path) -> str | None:
+    """The one line saying status.json was written by a newer cnnlab; None when this one reads it
+    (or it is missing or damaged: read_status says that)."""
+    doc, problem = read_json(path)
+    if problem or not isinstance(doc, dict):
+        return None
+    return newer_format(doc.get("format"), "status.json")
 
 
 def clean_metric_row(row: Any, where: str) -> tuple[dict[str, Any] | None, list[str]]:

@@ -16,7 +16,7 @@ import socket
 import time
 from pathlib import Path
 
-from engine.files import lock_held, timestamp
+from engine.files import COMMAND_FILE_MODE, lock_held, timestamp
 
 LOCK_FILE = ".lock"
 
@@ -41,7 +41,7 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self, attempts: int = 10) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, COMMAND_FILE_MODE)
         for attempt in range(attempts):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -35,7 +35,7 @@ def order_sweep(sweep_dir: Path, command: str, storage_url: str | None = None) -
     if command not in ORDERS:
         raise ValueError(f"unknown sweep command {command!r}; one of {', '.join(ORDERS)}")
     sweep = Sweep.load(Path(sweep_dir))
-    ss = st.load_study(sweep, st.open_storage(sweep.path, storage_url or sweep.spec.get("storage_url")))
+    ss = st.load_study(sweep, st.storage_of(sweep, storage_url))
     if ORDERS[command] is not None:
         st.set_sweep_state(ss, ORDERS[command])
     sent = []
@@ -49,5 +49,5 @@ def order_sweep(sweep_dir: Path, command: str, storage_url: str | None = None) -
 
 def running_trials(sweep: Sweep, storage_url: str | None = None) -> int:
     """How many of the sweep's trials are running, on any machine (its study says)."""
-    ss = st.load_study(sweep, st.open_storage(sweep.path, storage_url or sweep.spec.get("storage_url")))
+    ss = st.load_study(sweep, st.storage_of(sweep, storage_url))
     return st.open_slots(ss)[1]

@@ -31,7 +31,7 @@ from engine.experiment import toml_files
 from engine.experiment.config import Experiment, validate_experiment
 from engine.experiment.overrides import apply_overrides, flatten
 from engine.experiment.sweep_plan import METRICS, SweepError
-from engine.files import atomic_write_text, safe_name
+from engine.files import FORMAT, atomic_write_text, newer_format, safe_name
 from engine.runfolder.folder import RunFolder
 from engine.runfolder.table import read_run
 
@@ -81,6 +81,7 @@ class Sweep:
         sweep = cls(path, base, trials, metric, preset or "", varied, spec)
         doc = {
             "sweep": {
+                "format": FORMAT,
                 "preset": sweep.preset,
                 "metric": metric,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -102,13 +103,16 @@ class Sweep:
             raise SweepError(f"{path} is not a sweep folder (no {SWEEP_FILE})") from None
         except toml_files.TomlError as err:
             raise SweepError(f"{path / SWEEP_FILE} does not read: {err.problem}") from None
+        meta = doc.get("sweep", {})
+        newer = newer_format(meta.get("format") if isinstance(meta, dict) else None, str(path / SWEEP_FILE))
+        if newer:  # planned by a cnnlab that knows more: read as this one would, it could train the wrong trials
+            raise SweepError(newer)
         problem = _layout_problem(doc)
         if problem:
             raise SweepError(f"{path / SWEEP_FILE} is damaged: {problem}")
-        meta = doc.get("sweep", {})
         base = validate_experiment(doc.get("experiment", {}), str(path / SWEEP_FILE))
         trials = [dict(t.get("overrides", {})) for t in sorted(doc.get("trials", []), key=lambda t: t.get("index", 0))]
-        spec = {k: v for k, v in meta.items() if k not in ("preset", "metric", "created", "varied")}
+        spec = {k: v for k, v in meta.items() if k not in ("format", "preset", "metric", "created", "varied")}
         spec.setdefault("study", path.name)  # a copy made on another machine keeps the study it came from
         return cls(
             path,

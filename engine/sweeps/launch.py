@@ -183,11 +183,19 @@ def start_detached(
     return sweep
 
 
-def resume_detached(sweep_dir: Path, workers: int) -> subprocess.Popen:
-    """`cnnlab sweep --resume SWEEP_DIR --workers N` as its own process, its lines in sweep.log."""
+def resume_detached(sweep_dir: Path, workers: int, storage_url: str | None = None) -> subprocess.Popen:
+    """`cnnlab sweep --resume SWEEP_DIR --workers N` as its own process, its lines in sweep.log; the
+    database's URL (password and all) in its environment, never on its command line."""
+    from engine.sweeps.study import STORAGE_ENV, storage_url_of
+
+    env = {k: v for k, v in os.environ.items() if k != STORAGE_ENV}
+    url = storage_url_of(Sweep.load(sweep_dir), storage_url)
+    if url:
+        env[STORAGE_ENV] = url
     with open(Path(sweep_dir) / SWEEP_LOG, "a") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "engine", "sweep", "--resume", str(sweep_dir), "--workers", str(workers)],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -30,7 +30,7 @@ from engine.sweeps.folder import Sweep, results_table, trial_row
 from engine.sweeps.plan import SweepPlan, Workers
 from engine.sweeps.worker import TrialCallback, Worker
 
-STORAGE_ENV = "CNNLAB_SWEEP_STORAGE"  # a database URL handed to worker processes, password and all
+STORAGE_ENV = st.STORAGE_ENV  # a database URL handed to worker processes, password and all
 FOLLOW_EVERY_S = 1.0  # how often the parent of worker processes looks at the study
 
 
@@ -59,9 +59,9 @@ def create_sweep(
         raise SweepError(f"pruner {plan.pruner!r}: one of {', '.join(st.PRUNERS)}")
     slots = plan.slots(base_exp)
     spec = plan.spec()
-    storage = st.open_storage(url=storage_url) if storage_url else None  # a bad URL fails before any folder
+    storage = st.open_storage(url=st.full_url(storage_url)) if storage_url else None  # a bad URL fails first
     if storage_url:
-        spec["storage_url"] = st.hide_password(storage_url)
+        spec["storage_url"] = st.strip_password(storage_url)  # written down: never its password
     sweep = Sweep.create(
         Path(runs_dir or default_runs_dir()),
         base_exp,
@@ -120,15 +120,15 @@ def join_sweep(
     from engine.compute.cores import apply_share
 
     workers = workers or Workers()
-    storage_url = workers.storage_url or os.environ.get(STORAGE_ENV) or None
+    storage_url = workers.storage_url
     if sweep_dir is None:
+        storage_url = storage_url or os.environ.get(STORAGE_ENV) or None
         if not (storage_url and study_name):
             raise SweepError("--join needs a sweep folder, or --storage URL and --study NAME")
-        sweep = _local_folder(Path(runs_dir or default_runs_dir()), storage_url, study_name)
+        sweep = _local_folder(Path(runs_dir or default_runs_dir()), st.full_url(storage_url), study_name)
     else:
-        sweep = Sweep.load(sweep_dir)
-    storage = st.open_storage(url=storage_url) if storage_url else st.storage_of(sweep)
-    ss = st.load_study(sweep, storage)
+        sweep = Sweep.load(sweep_dir)  # its study is where sweep.toml says (the environment gives the password)
+    ss = st.load_study(sweep, st.storage_of(sweep, storage_url))
     apply_share()  # a worker process started by `--workers N`: its cores, before torch's pools start
     result = _worker(sweep, ss, workers, workers.handle).run()
     return sweep, result.state
@@ -153,7 +153,7 @@ def _study_for_resume(sweep: Sweep, storage_url: str | None) -> st.SweepStudy:
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
-    url = storage_url or sweep.spec.get("storage_url")
+    url = st.storage_url_of(sweep, storage_url)
     if not url and not (sweep.path / st.JOURNAL_FILE).exists():
         undone = [i for i in range(1, len(sweep.trials) + 1) if not _slot_done(sweep, i)]
         return st.create_study(sweep, st.open_storage(sweep.path), slots=undone)
@@ -209,10 +209,12 @@ def _run_processes(sweep: Sweep, ss: st.SweepStudy, workers: Workers, handle: Ru
     logs = sweep.path / "workers"
     logs.mkdir(exist_ok=True)
     procs = []
+    url = st.storage_url_of(sweep, workers.storage_url)
     for i, share in enumerate(shares, 1):
         env = worker_env(share)
-        if workers.storage_url:
-            env[STORAGE_ENV] = workers.storage_url  # in the environment, not on a command line that ps shows
+        env.pop(STORAGE_ENV, None)  # a journal sweep's workers read the journal, whatever the shell exports
+        if url:
+            env[STORAGE_ENV] = url  # password and all: in the environment, never on a command line that ps shows
         with open(logs / f"worker-{i}.log", "a") as log:
             log.write(f"worker {i}: {share.describe()}\n")
             log.flush()

@@ -25,6 +25,7 @@ worker on another machine rebuilds the sweep folder from the database alone.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Iterable
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 JOURNAL_FILE = "study.journal"
+# A database URL with its password, handed to processes cnnlab starts: in the environment, which
+# only the user can read, never on a command line (`ps` shows every user's) nor in a file.
+STORAGE_ENV = "CNNLAB_SWEEP_STORAGE"
 SAMPLERS = ("grid", "random", "tpe")  # grid and random are planned (enqueued); tpe samples as it goes
 PRUNERS = ("none", "median", "hyperband")
 SWEEP_STATES = ("running", "paused", "stopped")
@@ -62,20 +66,74 @@ def _optuna():
     return optuna
 
 
+UNPARSED = "a database URL that does not parse"
+
+
 def hide_password(url: str) -> str:
-    """A database URL as it may be written down: without its password."""
+    """A database URL as a message may show it: its password as ***."""
     from sqlalchemy.engine import make_url
 
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
+        return UNPARSED
+
+
+def strip_password(url: str) -> str:
+    """A database URL as it is written down (sweep.toml, the study, a command to paste): without its
+    password, which comes from the environment (STORAGE_ENV) or libpq's own PGPASSWORD and ~/.pgpass."""
+    from sqlalchemy.engine import URL, make_url
+
+    try:
+        u = make_url(url)  # URL.set(password=None) would keep the password: None there means "unchanged"
+        bare = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query)
+        return bare.render_as_string(hide_password=False)
+    except Exception:
+        return hide_password(url)
+
+
+def full_url(url: str) -> str:
+    """The URL to connect with: `url` itself when it holds a password; else the environment's URL
+    (STORAGE_ENV) when it names the same database, for it holds the password; else `url` as it is,
+    and libpq finds the password where psql would (PGPASSWORD, ~/.pgpass). A stored password of ***
+    (written by an older cnnlab) is none."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url  # open_storage says what is wrong with it
+    if parsed.password and parsed.password != "***":
         return url
+    bare = strip_password(url)
+    given = os.environ.get(STORAGE_ENV, "")
+    return given if given and strip_password(given) == bare else bare
+
+
+def storage_url_of(sweep: Sweep, given: str | None = None) -> str | None:
+    """The database a sweep folder's study is in (None: its study.journal), password and all: `given`
+    (--storage) over the one sweep.toml names. The environment alone never moves a journal sweep."""
+    url = given or sweep.spec.get("storage_url") or None
+    return full_url(url) if url else None
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """An error's text with the URL's password, should the driver have quoted it, replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
 
 
 def open_storage(sweep_dir: Path | None = None, url: str | None = None):
     """The study's storage: the database at `url`, else the journal file in `sweep_dir`."""
     optuna = _optuna()
     if url:
+        if hide_password(url) == UNPARSED:  # not echoed: what does not parse may hold a password anywhere
+            raise SweepError("--storage: not a database URL (postgresql+psycopg://user@host:port/db)")
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except ModuleNotFoundError as err:
@@ -85,17 +143,27 @@ def open_storage(sweep_dir: Path | None = None, url: str | None = None):
             ) from None
         except Exception as err:  # sqlalchemy's ArgumentError, OperationalError, …: say it, not a traceback
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise SweepError(f"--storage {hide_password(url)}: cannot open the database: {first}") from None
+            raise SweepError(
+                f"--storage {hide_password(url)}: cannot open the database: {_scrubbed(first, url)}"
+            ) from None
     if sweep_dir is None:
         raise SweepError("a sweep needs its folder (for study.journal) or --storage URL")
-    path = str(Path(sweep_dir) / JOURNAL_FILE)
-    journal = optuna.storages.journal
-    return optuna.storages.JournalStorage(journal.JournalFileBackend(path, lock_obj=journal.JournalFileOpenLock(path)))
+    from engine.sweeps.journal import CheckedJournal
+
+    path = Path(sweep_dir) / JOURNAL_FILE
+    try:
+        return optuna.storages.JournalStorage(CheckedJournal(path))
+    except SweepError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:  # a record of Optuna's shape holding what no replay expects
+        raise SweepError(f"{path} is damaged ({type(err).__name__}: {err}): the sweep's study does not read") from None
+    except OSError as err:
+        raise SweepError(f"{path} cannot be opened ({err.strerror or err})") from None
 
 
-def storage_of(sweep: Sweep):
-    """The storage a sweep folder names (sweep.toml's `storage`), else its journal."""
-    return open_storage(sweep.path, sweep.spec.get("storage_url") or None)
+def storage_of(sweep: Sweep, given: str | None = None):
+    """The storage a sweep folder names (`given`, else sweep.toml's `storage_url`), else its journal."""
+    return open_storage(sweep.path, storage_url_of(sweep, given))
 
 
 def direction(metric: str) -> str:
@@ -172,6 +240,10 @@ def load_study(sweep: Sweep, storage=None) -> SweepStudy:
         )
         return SweepStudy(study, storage)
     except KeyError:
+        journal = sweep.path / JOURNAL_FILE
+        if not sweep.spec.get("storage_url") and journal.is_file() and journal.stat().st_size == 0:
+            lost = "the sweep's study is lost; its run folders are as they were"
+            raise SweepError(f"{journal} is empty: {lost}") from None
         raise SweepError(
             f"no study named {sweep.study_name} in {sweep.spec.get('storage_url') or JOURNAL_FILE}"
         ) from None

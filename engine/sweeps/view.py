@@ -56,7 +56,7 @@ class SweepReader:
 
     def __init__(self, sweep_dir: Path, storage_url: str | None = None):
         self.sweep = Sweep.load(Path(sweep_dir))
-        storage = st.open_storage(self.sweep.path, storage_url or self.sweep.spec.get("storage_url"))
+        storage = st.storage_of(self.sweep, storage_url)
         self.ss = st.load_study(self.sweep, storage)
         self._importance: tuple[tuple[int, ...], dict[str, float], str] = ((), {}, "")
 

@@ -26,7 +26,8 @@ from typing import Any, Callable
 from engine.events import EpochFinished, Event, Listener, RunHandle, RunStarted
 from engine.experiment.errors import ConfigError
 from engine.experiment.overrides import apply_overrides
-from engine.files import atomic_write_text
+from engine.experiment.sweep_plan import SweepError
+from engine.files import FORMAT, atomic_write_text, newer_format
 from engine.runfolder.folder import RunFolder
 from engine.runfolder.lock import RunLocked
 from engine.sweeps import study as st
@@ -253,14 +254,7 @@ class Worker:
     def _link(self, trial, slot: int, run_dir: Path) -> None:
         """The slot's run folder and its Optuna trials, each naming the other."""
         trial.set_user_attr(st.RUN, run_dir.name)
-        path = run_dir / TRIAL_LINK
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
-            doc = {}
-        numbers = [n for n in doc.get("trials", []) if isinstance(n, int)]
-        doc = {"study": self.ss.name, "slot": slot, "trials": [*numbers, trial.number]}
-        atomic_write_text(path, json.dumps(doc))
+        link_trial(run_dir, self.ss.name, slot, trial.number)
 
     def _report(self, trial, metrics: dict[str, Any], reported: set[int], run_handle: RunHandle, pruned: list) -> None:
         epoch, value = int(metrics["epoch"]), metrics.get(self.sweep.metric)
@@ -280,3 +274,27 @@ class Worker:
             if row.get(key) is not None:
                 trial.set_user_attr(key, row[key])
         trial.set_user_attr("state", state)
+
+
+def read_trial_link(run_dir: Path) -> dict[str, Any]:
+    """A trial's trial.json: {} when missing or damaged (it is rewritten whole); a SweepError when a
+    newer cnnlab wrote it (its numbers may mean what this one does not know)."""
+    try:
+        doc = json.loads((run_dir / TRIAL_LINK).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    newer = newer_format(doc.get("format"), str(run_dir / TRIAL_LINK))
+    if newer:
+        raise SweepError(newer)
+    return doc
+
+
+def link_trial(run_dir: Path, study: str, slot: int, number: int) -> None:
+    """trial.json names the study, the slot and every Optuna trial that trained the folder (a resumed
+    slot adds its new trial's number)."""
+    trials = read_trial_link(run_dir).get("trials", [])
+    numbers = [n for n in trials if isinstance(n, int)] if isinstance(trials, list) else []
+    doc = {"format": FORMAT, "study": study, "slot": slot, "trials": [*numbers, number]}
+    atomic_write_text(run_dir / TRIAL_LINK, json.dumps(doc))

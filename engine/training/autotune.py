@@ -114,11 +114,15 @@ def cache_path() -> Path:
 
 
 def kept_choices() -> dict[str, Any]:
+    """The kept choices, each a record; a damaged cache (or entry) is none: measured again, then replaced."""
     try:
         doc = json.loads(cache_path().read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
-    return doc.get("choices", {}) if isinstance(doc, dict) and isinstance(doc.get("choices"), dict) else {}
+    choices = doc.get("choices") if isinstance(doc, dict) else None
+    if not isinstance(choices, dict):
+        return {}
+    return {k: v for k, v in choices.items() if isinstance(v, dict)}
 
 
 def keep(key: str, record: dict[str, Any]) -> None:

@@ -64,6 +64,7 @@ from engine.models import WeightsUnavailable, build_model, count_parameters, use
 from engine.processes import world as distributed
 from engine.processes.world import SINGLE, RankLost, World
 from engine.runfolder.folder import RunFolder
+from engine.runfolder.json_files import newer_status
 from engine.runfolder.lock import RunLock
 from engine.training import autotune
 from engine.training import checkpoint as ckpt
@@ -119,6 +120,11 @@ def resume_run(
     `epochs` above the run's own trains it on to that many (engine.training.extend). Raises run_lock.RunLocked,
     writing nothing, while another process trains the run."""
     folder = RunFolder(Path(run_dir))
+    newer = newer_status(folder.path / "status.json")
+    if newer:  # its files may mean what this cnnlab does not know: nothing of it is touched
+        msg = f"cannot resume {run_dir}: {newer}"
+        (listener or _ignore)(RunFailed(msg))
+        return RunResult(folder, "failed", message=msg, bad_input=True)
     try:
         exp = folder.experiment()
     except (OSError, ValueError) as err:

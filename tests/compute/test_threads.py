@@ -148,3 +148,41 @@ def test_a_run_records_its_threads_and_says_when_it_shares(claims, two_cores, tm
         tiny_experiment(**{"train.epochs": 1, "train.threads": 1}), runs_dir=tmp_path / "runs", name="fixed"
     )
     assert json.loads((result.folder.path / "status.json").read_text())["threads"] == 1
+
+
+def _held(path, text: bytes):
+    """A claim file holding `text`, its lock held as a live training's is (another open file, this process)."""
+    import fcntl
+
+    path.write_bytes(text)
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+DAMAGED_CLAIMS = {
+    "list.claim": b"[1, 2]",
+    "bytes.claim": bytes(range(256)),
+    "cut.claim": b'{"pid": 12, "since": 17',
+    "since-text.claim": b'{"pid": 12, "since": "yesterday"}',
+    "fixed-huge.claim": b'{"pid": 12, "since": 1.0, "fixed": 1e999}',
+    "deep.claim": b"[" * 100_000,
+}
+
+
+def test_damaged_claims_are_passed_over_and_dead_ones_removed(claims, two_cores):
+    claims.mkdir()
+    fds = [_held(claims / name, text) for name, text in DAMAGED_CLAIMS.items()]
+    (claims / "dead-damaged.claim").write_bytes(b"\x00garbage")  # no lock: its process is gone
+    (claims / "a-folder.claim").mkdir()
+    ok = _held(claims / "negative.claim", b'{"pid": 12, "since": 1.0, "fixed": -3}')
+    try:
+        found = threads.live_claims(claims)
+        assert [c.name for c in found] == ["negative.claim"] and found[0].fixed is None  # a share, not -3 cores
+        assert not (claims / "dead-damaged.claim").exists() and (claims / "a-folder.claim").is_dir()
+        share = threads.CoreShare(folder=claims)
+        assert share.start() == 1 and share.trainings == 2  # itself and the one readable live claim
+        share.close()
+    finally:
+        for fd in [*fds, ok]:
+            os.close(fd)

@@ -1,16 +1,11 @@
 """A sweep's study in a real PostgreSQL database: two worker processes on one machine, and a worker
 "on another machine" (its own runs folder, reaching the sweep through the database alone).
 
-The server is started here, in a temporary folder on a free local port, with Debian's `postgresql`
-binaries (.ci/run installs them); as root, it runs as the `postgres` user (it refuses root)."""
+The server is the test's own (tests.sweeps.pg_server)."""
 
-import glob
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +18,7 @@ from engine.sweeps import study as st
 from engine.sweeps.folder import Sweep
 from engine.sweeps.plan import Workers
 from engine.sweeps.runner import STORAGE_ENV, create_sweep, run_sweep
+from tests.sweeps.pg_server import postgres_server
 from tests.tiny import tiny_experiment
 
 SMALL = {
@@ -35,55 +31,10 @@ SMALL = {
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _server_bin() -> Path | None:
-    for initdb in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True):
-        return Path(initdb).parent
-    found = shutil.which("initdb")
-    return Path(found).resolve().parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url():
-    bindir = _server_bin()
-    if bindir is None or not (bindir / "pg_ctl").exists():
-        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql")
-    as_user: list[str] = []
-    data = Path(tempfile.mkdtemp(prefix="cnnlab-pg-"))
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        try:
-            import pwd
-
-            pw = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres user to run the server as")
-        os.chown(data, pw.pw_uid, pw.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else []
-        if not as_user:
-            pytest.skip("running as root without runuser: cannot start the server as the postgres user")
-    port = _free_port()
-    pg = data / "db"
-    run = dict(check=True, capture_output=True, text=True)
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(pg), "-U", "cnnlab", "--auth=trust"], **run)
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        [*as_user, str(bindir / "pg_ctl"), "-D", str(pg), "-o", options, "-l", str(data / "log"), "-w", "start"], **run
-    )
-    try:
-        subprocess.run(
-            [*as_user, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "cnnlab", "sweeps"], **run
-        )
-        yield f"postgresql+psycopg://cnnlab@127.0.0.1:{port}/sweeps"
-    finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(pg), "-m", "fast", "-w", "stop"], capture_output=True
-        )
-        shutil.rmtree(data, ignore_errors=True)
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.mark.slow

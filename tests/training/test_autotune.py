@@ -8,6 +8,7 @@ ranking (not a speed) is what is asserted."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -255,3 +256,76 @@ def test_bench_forget_empties_the_kept_choices(probing, tmp_path, capsys):
     assert autotune.kept_choices() == {} and not autotune.cache_path().exists()
     assert cli_main(["bench", "--forget"]) == 0
     assert "nothing" in capsys.readouterr().out
+
+
+CACHE_DAMAGE = {
+    "garbage": bytes(range(256)),
+    "cut short": b'{"version": 1, "choices": {"k": {"precision": "fp',
+    "a list": b"[]",
+    "choices not a table": b'{"version": 1, "choices": [1, 2]}',
+    "an entry not a record": b'{"version": 1, "choices": {"k": "fp32", "j": [1], "ok": {"precision": "fp32"}}}',
+    "deep": b"[" * 100_000,
+}
+
+
+@pytest.mark.parametrize("case", CACHE_DAMAGE)
+def test_a_damaged_cache_keeps_nothing_and_a_new_choice_replaces_it(tmp_path, monkeypatch, case):
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    autotune.cache_path().parent.mkdir(parents=True)
+    autotune.cache_path().write_bytes(CACHE_DAMAGE[case])
+    kept = autotune.kept_choices()
+    assert all(isinstance(v, dict) for v in kept.values())
+    assert kept == ({"ok": {"precision": "fp32"}} if case == "an entry not a record" else {})
+    autotune.keep("new", {"precision": "bf16", "channels_last": True})
+    doc = json.loads(autotune.cache_path().read_text())
+    assert doc["choices"]["new"] == {"precision": "bf16", "channels_last": True}
+    assert [p.name for p in autotune.cache_path().parent.iterdir()] == [autotune.CACHE_FILE]  # no temporaries
+
+
+@pytest.mark.slow
+def test_a_run_trains_over_a_damaged_cache_entry_and_claims(probing, tmp_path, monkeypatch):
+    """The kept choice of this very shape damaged (it was a crash: a string has no .get), a claims
+    folder of damaged files: the run measures again, trains, and the cache holds a record again."""
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    (claims / "x.claim").write_bytes(b"[1]")
+    monkeypatch.setenv("CNNLAB_CLAIMS", str(claims))
+    exp = tiny_experiment(**{"train.epochs": 1})
+    _run(exp, tmp_path, "first")
+    (key,) = json.loads(autotune.cache_path().read_text())["choices"]
+    autotune.cache_path().write_text(json.dumps({"version": 1, "choices": {key: "fp32"}}))
+    probing.clear()
+    _, status, _ = _run(exp, tmp_path, "second")
+    assert probing and status["autotune"]["cached"] is False  # measured again
+    assert isinstance(json.loads(autotune.cache_path().read_text())["choices"][key], dict)
+
+
+WRITER = """
+import sys
+from engine.training import autotune
+for i in range(int(sys.argv[2])):
+    autotune.keep(f"{sys.argv[1]}-{i % 7}", {"precision": "fp32", "channels_last": False, "pad": "x" * 4000})
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_writing_the_cache_at_once_never_leave_a_half_written_file(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, name, "300"], env=env) for name in ("a", "b")]
+    reads = 0
+    while any(w.poll() is None for w in writers):
+        try:
+            text = autotune.cache_path().read_text()
+        except FileNotFoundError:
+            continue
+        doc = json.loads(text)  # a half-written file would not parse
+        assert isinstance(doc["choices"], dict)
+        reads += 1
+    assert [w.returncode for w in writers] == [0, 0] and reads > 10
+    assert [p.name for p in autotune.cache_path().parent.iterdir()] == [autotune.CACHE_FILE]
