@@ -42,7 +42,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_quietly(tmp)
         raise
 
 
@@ -56,7 +56,8 @@ def overwrite_in_place(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def _remove(path: Path) -> None:
+def remove_quietly(path: Path) -> None:
+    """Unlink a leftover (a temporary file) if it is there; a failure to do so is not the error to report."""
     try:
         path.unlink(missing_ok=True)
     except OSError:
@@ -110,6 +111,16 @@ def _denied(where: str) -> str:
     if owner == me:
         return f"permission denied: {where}"
     return f"permission denied: {where} ({folder} belongs to {owner}; this is {me}: give a folder of your own)"
+
+
+def os_error_cause(err: BaseException | None) -> OSError | None:
+    """The OSError an exception was raised from, if any (torch chains it as the context of its own)."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, OSError):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
 
 
 def os_error_text(err: OSError) -> str:

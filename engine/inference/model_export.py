@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from engine.files import os_error_cause, remove_quietly
 from engine.inference import onnx_export, torchscript_export
 from engine.inference.agreement import Agreement, check_inputs, compare
 from engine.inference.errors import InferenceError
@@ -103,10 +104,12 @@ def export_model(run_dir: Path, fmt: str, out: Path, which: str = "best") -> Mod
         os.replace(tmp_json, sidecar_path(out))
         os.replace(tmp, out)
     except OSError as err:
-        _remove(tmp, tmp_json)
+        remove_quietly(tmp)
+        remove_quietly(tmp_json)
         raise OSError(err.errno, err.strerror, str(out)) from None  # named for the file asked for
     except BaseException:
-        _remove(tmp, tmp_json)
+        remove_quietly(tmp)
+        remove_quietly(tmp_json)
         raise
     return ModelExport(
         out, sidecar_path(out), fmt, trained.folder.id, trained.checkpoint.name, trained.epoch, seconds, agreement, note
@@ -131,7 +134,7 @@ def _write(fmt: str, trained: TrainedModel, example: torch.Tensor, tmp: Path, ou
     except (InferenceError, OSError):
         raise
     except Exception as err:  # torch's and onnx's writers wrap a failed write (a full disk) in their own errors
-        cause = _os_error(err)
+        cause = os_error_cause(err)
         if cause is not None:
             raise OSError(cause.errno or errno.EIO, cause.strerror or str(cause), str(out)) from None
         raise
@@ -156,20 +159,3 @@ def _fsync(path: Path) -> None:
 
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _remove(*paths: Path) -> None:
-    for p in paths:
-        try:
-            p.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
-def _os_error(err: BaseException | None) -> OSError | None:
-    seen = 0
-    while err is not None and seen < 10:
-        if isinstance(err, OSError):
-            return err
-        err, seen = err.__cause__ or err.__context__, seen + 1
-    return None

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.files import os_error_cause
+
 
 class CheckpointError(Exception):
     """A checkpoint that is missing, truncated, corrupt or holds something other than plain data."""
@@ -82,21 +84,11 @@ def save_checkpoint(path: Path, state: dict) -> None:
             pass
         # torch's writer turns a failed write (a full disk) into "[enforce fail ...] unexpected pos":
         # the OSError beneath it is the fact a user can act on.
-        cause = _os_error(err)
+        cause = os_error_cause(err)
         if cause is not None and (cause is not err or cause.filename is None):
             raise OSError(cause.errno, cause.strerror, str(tmp)) from None
         raise
     _fsync_dir(path.parent)
-
-
-def _os_error(err: BaseException | None) -> OSError | None:
-    """The OSError an exception was raised from, if any (torch chains it as the context)."""
-    seen = 0
-    while err is not None and seen < 10:
-        if isinstance(err, OSError):
-            return err
-        err, seen = err.__cause__ or err.__context__, seen + 1
-    return None
 
 
 def _fsync_dir(folder: Path) -> None:
