@@ -31,7 +31,7 @@ from engine.experiment import toml_files
 from engine.experiment.config import Experiment, validate_experiment
 from engine.experiment.overrides import apply_overrides, flatten
 from engine.experiment.sweep_plan import METRICS, SweepError
-from engine.files import FORMAT, atomic_write_text, newer_format, safe_name
+from engine.files import FORMAT, atomic_write_text, newer_format, safe_name, timestamp
 from engine.runfolder.folder import RunFolder
 from engine.runfolder.table import read_run
 
@@ -84,7 +84,7 @@ class Sweep:
                 "format": FORMAT,
                 "preset": sweep.preset,
                 "metric": metric,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "created": timestamp(),
                 "varied": varied,
                 **spec,
             },

@@ -44,6 +44,7 @@ import torch
 from engine.compute.device import Runtime, _cpu_has_fast_bf16
 from engine.compute.machine import cache_dir, machine_name, write_json_atomically
 from engine.experiment.config import Experiment
+from engine.files import timestamp
 
 PROBE_BUDGET_S = 2.5  # the probe's aim (the goal is under 3 s); a first step slow on its own can take it past this
 MARGIN = 0.03  # candidates this close to the fastest are taken as equal
@@ -388,7 +389,7 @@ def settle(
         "seconds": round(probe.seconds, 2),
         "rule": cands[0].label,
         "threads": torch.get_num_threads(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "when": timestamp(),
     }
     if measured:
         keep(key, record)

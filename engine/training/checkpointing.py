@@ -13,9 +13,9 @@ training state itself (engine.training.checkpoint.training_state) is the trainer
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from engine.files import timestamp
 from engine.runfolder.folder import RunFolder
 from engine.training.distribution import Distribution
 from engine.training.live_status import LiveStatus
@@ -41,7 +41,7 @@ class Checkpoints:
         """position.pt: `state` (the epochs done, with the RNG states of this moment) and the place `pos`."""
         state["position"] = pos.state()
         self.ranks.save(self.folder.checkpoints / POSITION_FILE, state)
-        written = time.strftime("%Y-%m-%dT%H:%M:%S")
+        written = timestamp()
         self.status.update(
             position={"epoch": pos.epoch + 1, "batch": pos.batch, "batches": batches, "written": written}
         )

@@ -12,7 +12,6 @@ the learning rate usually rises again, and the words recorded say by how much.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ import tomli_w
 from engine.experiment.config import Experiment
 from engine.experiment.errors import ConfigError
 from engine.experiment.overrides import apply_overrides
-from engine.files import atomic_write_text
+from engine.files import atomic_write_text, timestamp
 from engine.runfolder.folder import RunFolder
 
 # The schedules whose formula does not depend on the run's length.
@@ -79,7 +78,7 @@ def record(folder: RunFolder, ext: Extension, old_epochs: int, summary: dict[str
     doc = folder.read_config_doc()
     meta = doc.get("run") if isinstance(doc.get("run"), dict) else {}
     entry: dict[str, Any] = {
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "at": timestamp(),
         "from_epochs": old_epochs,
         "to_epochs": ext.experiment.train.epochs,
         "schedule": ext.words,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from engine.events import ControlApplied, Event, RunHandle
+from engine.files import timestamp
 from engine.runfolder.control import ControlReader
 from engine.runfolder.folder import RunFolder
 from engine.training.live_status import LiveStatus
@@ -108,7 +109,7 @@ class Steering:
 
     def _ack(self, cmd_id: str, command: str, by: str) -> None:
         self._recent = [*self._recent, cmd_id][-_RECENT:]
-        applied = time.strftime("%Y-%m-%dT%H:%M:%S")
+        applied = timestamp()
         ack = {"id": cmd_id, "command": command, "by": by, "applied": applied, "recent": self._recent}
         self.status.update(control=ack)
 
